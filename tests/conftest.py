@@ -1,0 +1,27 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+BACKEND = keras.backend.backend()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(1234)
+    np.random.seed(1234)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def shared_data_dir():
+    """The repo's sibling `shared/data` folder, or a skip naming what is missing."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.environ.get(
+        "KZOO_SHARED_DATA", os.path.join(here, "..", "..", "shared", "data")
+    )
+    if not os.path.isdir(path):
+        pytest.skip(f"shared data folder not found at {path}")
+    return os.path.abspath(path)
