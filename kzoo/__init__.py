@@ -1,0 +1,5 @@
+"""kzoo: recurrent networks for Keras 3 on TensorFlow, JAX and PyTorch."""
+
+from kzoo import layers
+
+__version__ = "0.1.0"

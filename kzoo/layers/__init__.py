@@ -1,0 +1,23 @@
+"""Recurrent cells, the layer that runs them, wrappers and attention."""
+
+from kzoo.layers.bidirectional import Bidirectional
+from kzoo.layers.gru_cell import GRUCell
+from kzoo.layers.lstm_cell import LSTMCell
+from kzoo.layers.recurrent_layers import GRU, LSTM, SimpleRNN
+from kzoo.layers.rnn import RNN
+from kzoo.layers.simple_rnn_cell import SimpleRNNCell
+from kzoo.layers.stacked_cells import StackedRNNCells
+from kzoo.layers.stacked_rnn import StackedRNN
+
+__all__ = [
+    "RNN",
+    "GRU",
+    "LSTM",
+    "SimpleRNN",
+    "GRUCell",
+    "LSTMCell",
+    "SimpleRNNCell",
+    "StackedRNNCells",
+    "StackedRNN",
+    "Bidirectional",
+]

@@ -1,0 +1,29 @@
+"""Argument checks shared by kzoo layers; each error names the argument."""
+
+
+def check_units(units, name="units"):
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={units!r}"
+        )
+    return units
+
+
+def check_rate(rate, name):
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, float))
+        or not 0 <= rate < 1
+    ):
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1). Received: {name}={rate!r}"
+        )
+    return float(rate)
+
+
+def check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(choices, key=str)}. Received: {name}={value!r}"
+        )
+    return value

@@ -1,0 +1,169 @@
+"""Runs a recurrent layer in both directions and merges the results."""
+
+import keras
+from keras import ops
+
+from kzoo.api import kzoo_export
+from kzoo.layers._validation import check_choice
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _merge(forward, backward, mode):
+    if mode == "concat":
+        return ops.concatenate([forward, backward], axis=-1)
+    if mode == "sum":
+        return forward + backward
+    if mode == "mul":
+        return forward * backward
+    if mode == "ave":
+        return (forward + backward) / 2
+    return [forward, backward]
+
+
+@kzoo_export
+class Bidirectional(keras.layers.Layer):
+    """Bidirectional wrapper for recurrent layers.
+
+    The backward layer reads the sequence from its end. With a right-padded
+    mask it skips the padding first, so every sequence of a padded batch gets
+    the same outputs and states as when run alone without padding. With
+    `return_sequences`, the backward outputs are flipped back so that step
+    `t` of both halves refers to input step `t`.
+
+    Args:
+        layer: a recurrent layer (`kzoo.layers.RNN`, `LSTM`, `GRU`,
+            `SimpleRNN`, or a Keras one with the same arguments).
+        merge_mode: `"concat"` (default), `"sum"`, `"mul"`, `"ave"` or `None`
+            (return `[forward, backward]`).
+        backward_layer: optional layer for the backward direction; by default
+            a copy of `layer`'s configuration with `go_backwards` flipped.
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+        sequences: `(batch, time, features)`.
+        initial_state: optional list: forward states, then backward states.
+        mask: optional `(batch, time)` boolean mask.
+        training: whether dropout is active.
+
+    Returns:
+        The merged output; with `return_state=True` on the wrapped layer,
+        followed by the forward states and then the backward states.
+
+    Example:
+
+    >>> bi = kzoo.layers.Bidirectional(kzoo.layers.LSTM(8, return_sequences=True))
+    >>> bi(np.ones((2, 5, 3))).shape
+    (2, 5, 16)
+    """
+
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
+        super().__init__(**kwargs)
+        for attribute in ("go_backwards", "return_sequences", "return_state"):
+            if not hasattr(layer, attribute):
+                raise ValueError(
+                    f"`layer` must be a recurrent layer with a `{attribute}` attribute. "
+                    f"Received: layer={layer!r}"
+                )
+        self.merge_mode = check_choice(merge_mode, MERGE_MODES, "merge_mode")
+        if backward_layer is None:
+            config = layer.get_config()
+            config.update(
+                go_backwards=not layer.go_backwards, name=f"backward_{layer.name}"
+            )
+            backward_layer = type(layer).from_config(config)
+        else:
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError(
+                    "`backward_layer` must have the opposite `go_backwards` of `layer`. "
+                    f"Both have go_backwards={layer.go_backwards}."
+                )
+            for attribute in ("return_sequences", "return_state"):
+                if getattr(backward_layer, attribute) != getattr(layer, attribute):
+                    raise ValueError(
+                        f"`backward_layer.{attribute}` must equal `layer.{attribute}` "
+                        f"({getattr(layer, attribute)})."
+                    )
+        self.forward_layer = layer
+        self.backward_layer = backward_layer
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.supports_masking = True
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        for layer in (self.forward_layer, self.backward_layer):
+            if not layer.built:
+                layer.build(sequences_shape)
+
+    def _num_states(self):
+        shape = self.forward_layer.compute_output_shape((None, None, None))
+        return len(shape) - 1 if self.return_state else 0
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        forward_state = backward_state = None
+        if initial_state is not None:
+            if len(initial_state) % 2:
+                raise ValueError(
+                    "`initial_state` must hold the forward states followed by the "
+                    f"backward states (an even count). Received {len(initial_state)} tensors."
+                )
+            half = len(initial_state) // 2
+            forward_state, backward_state = (
+                list(initial_state[:half]),
+                list(initial_state[half:]),
+            )
+        forward = self.forward_layer(
+            sequences, initial_state=forward_state, mask=mask, training=training
+        )
+        backward = self.backward_layer(
+            sequences, initial_state=backward_state, mask=mask, training=training
+        )
+        forward_states = backward_states = []
+        if self.return_state:
+            forward, *forward_states = forward
+            backward, *backward_states = backward
+        if self.return_sequences:
+            backward = ops.flip(backward, axis=1)
+        output = _merge(forward, backward, self.merge_mode)
+        if self.return_state:
+            outputs = output if self.merge_mode is None else [output]
+            return [*outputs, *forward_states, *backward_states]
+        return output
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        shape = self.forward_layer.compute_output_shape(sequences_shape)
+        state_shapes = []
+        if self.return_state:
+            shape, state_shapes = shape[0], list(shape[1:])
+        if self.merge_mode == "concat":
+            merged = [(*shape[:-1], shape[-1] * 2)]
+        elif self.merge_mode is None:
+            merged = [tuple(shape), tuple(shape)]
+        else:
+            merged = [tuple(shape)]
+        if not self.return_state and len(merged) == 1:
+            return merged[0]
+        return merged + state_shapes + state_shapes
+
+    def compute_mask(self, sequences, mask=None):
+        output_mask = mask if self.return_sequences else None
+        outputs = 2 if self.merge_mode is None else 1
+        if not self.return_state and outputs == 1:
+            return output_mask
+        states = 2 * (self._num_states()) if self.return_state else 0
+        return [output_mask] * outputs + [None] * states
+
+    def get_config(self):
+        config = {
+            "layer": keras.saving.serialize_keras_object(self.forward_layer),
+            "merge_mode": self.merge_mode,
+            "backward_layer": keras.saving.serialize_keras_object(self.backward_layer),
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("layer", "backward_layer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

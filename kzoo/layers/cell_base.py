@@ -1,0 +1,157 @@
+"""The pieces every kzoo gated cell shares: arguments, weights, config."""
+
+import keras
+from keras import ops
+
+from kzoo.layers._validation import check_rate, check_units
+from kzoo.layers.recurrent_dropout import RecurrentDropoutMixin
+
+
+class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
+    """Base class of `SimpleRNNCell`, `LSTMCell` and `GRUCell`.
+
+    Subclasses set `num_gates` and implement `bias_shape()` and `call()`. The
+    weights `kernel (input_dim, num_gates * units)`, `recurrent_kernel
+    (units, num_gates * units)` and `bias` have the names, shapes and creation
+    order of the matching `keras.layers` cells, so `get_weights()` moves 1:1.
+
+    User-written cells do not need this class: `kzoo.layers.RNN` runs any
+    layer with `state_size`, `output_size`, `get_initial_state(batch_size)`
+    and `call(inputs, states, training=False)`.
+    """
+
+    num_gates = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_units(units)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = check_rate(dropout, "dropout")
+        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.input_dim = None
+
+    @property
+    def state_size(self):
+        return [self.units]
+
+    @property
+    def output_size(self):
+        return self.units
+
+    def bias_shape(self):
+        return (self.num_gates * self.units,)
+
+    def bias_initializer_for_build(self):
+        return self.bias_initializer
+
+    def build(self, input_shape):
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} expects one time step of shape "
+                f"(batch, features) with known features. Received: {input_shape}"
+            )
+        self.input_dim = int(input_shape[-1])
+        width = self.num_gates * self.units
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.input_dim, width),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel",
+            shape=(self.units, width),
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=self.bias_shape(),
+                initializer=self.bias_initializer_for_build(),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        self.build_extra_weights()
+
+    def build_extra_weights(self):
+        """Hook for weights created after `kernel`, `recurrent_kernel`, `bias`."""
+
+    def check_step_inputs(self, inputs):
+        features = inputs.shape[-1]
+        if (
+            self.input_dim is not None
+            and features is not None
+            and features != self.input_dim
+        ):
+            raise ValueError(
+                f"{self.name} was built for {self.input_dim} input features but "
+                f"received inputs with {features} features (shape {inputs.shape})."
+            )
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            ops.zeros((batch_size, size), dtype=self.compute_dtype)
+            for size in self.state_size
+        ]
+
+    def get_config(self):
+        ser = keras.saving.serialize_keras_object
+        config = {
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": ser(self.kernel_initializer),
+            "recurrent_initializer": ser(self.recurrent_initializer),
+            "bias_initializer": ser(self.bias_initializer),
+            "kernel_regularizer": ser(self.kernel_regularizer),
+            "recurrent_regularizer": ser(self.recurrent_regularizer),
+            "bias_regularizer": ser(self.bias_regularizer),
+            "kernel_constraint": ser(self.kernel_constraint),
+            "recurrent_constraint": ser(self.recurrent_constraint),
+            "bias_constraint": ser(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
+def layer_norm(x, gamma, beta, epsilon=1e-5):
+    """Normalizes the last axis of `x` to zero mean and unit variance."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta

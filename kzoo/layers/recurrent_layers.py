@@ -1,0 +1,127 @@
+"""`SimpleRNN`, `LSTM` and `GRU`: `RNN` with its cell built from arguments."""
+
+import inspect
+
+from kzoo.api import kzoo_export
+from kzoo.layers.cell_base import RecurrentCell
+from kzoo.layers.gru_cell import GRUCell
+from kzoo.layers.lstm_cell import LSTMCell
+from kzoo.layers.rnn import RNN
+from kzoo.layers.simple_rnn_cell import SimpleRNNCell
+
+_LAYER_KEYS = ("name", "trainable", "dtype")
+
+
+def _cell_arg_names(cell_class):
+    names = set()
+    for klass in (cell_class, RecurrentCell):
+        names.update(inspect.signature(klass.__init__).parameters)
+    return names - {"self", "kwargs", "units"}
+
+
+class _CellLayer(RNN):
+    cell_class = None
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        **kwargs,
+    ):
+        cell_names = _cell_arg_names(self.cell_class)
+        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_names}
+        cell = self.cell_class(
+            units, dtype=kwargs.get("dtype"), name="cell", **cell_kwargs
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            **kwargs,
+        )
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    def get_config(self):
+        config = super().get_config()
+        del config["cell"]
+        cell_config = self.cell.get_config()
+        for key in _LAYER_KEYS:
+            cell_config.pop(key, None)
+        return {**config, **cell_config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@kzoo_export
+class SimpleRNN(_CellLayer):
+    """`kzoo.layers.RNN(kzoo.layers.SimpleRNNCell(units, ...))` in one layer.
+
+    Same weights and `get_weights()` order as `keras.layers.SimpleRNN`.
+
+    Args:
+        units: positive int.
+        return_sequences, return_state, go_backwards, stateful: as in
+            `kzoo.layers.RNN`.
+        **kwargs: `kzoo.layers.SimpleRNNCell` arguments and layer arguments.
+
+    Example:
+
+    >>> kzoo.layers.SimpleRNN(16)(np.ones((2, 9, 4))).shape
+    (2, 16)
+    """
+
+    cell_class = SimpleRNNCell
+
+
+@kzoo_export
+class LSTM(_CellLayer):
+    """`kzoo.layers.RNN(kzoo.layers.LSTMCell(units, ...))` in one layer.
+
+    Same weights and `get_weights()` order as `keras.layers.LSTM`; the forget
+    gate bias starts at 1 (`unit_forget_bias=True`).
+
+    Args:
+        units: positive int.
+        return_sequences, return_state, go_backwards, stateful: as in
+            `kzoo.layers.RNN`.
+        **kwargs: `kzoo.layers.LSTMCell` arguments (`dropout`,
+            `recurrent_dropout`, `layer_norm`, ...) and layer arguments.
+
+    Example:
+
+    >>> y, h, c = kzoo.layers.LSTM(16, return_state=True)(np.ones((2, 9, 4)))
+    """
+
+    cell_class = LSTMCell
+
+
+@kzoo_export
+class GRU(_CellLayer):
+    """`kzoo.layers.RNN(kzoo.layers.GRUCell(units, ...))` in one layer.
+
+    Same weights and `get_weights()` order as `keras.layers.GRU`.
+
+    Args:
+        units: positive int.
+        return_sequences, return_state, go_backwards, stateful: as in
+            `kzoo.layers.RNN`.
+        **kwargs: `kzoo.layers.GRUCell` arguments (`reset_after`, `dropout`,
+            ...) and layer arguments.
+
+    Example:
+
+    >>> kzoo.layers.GRU(16, return_sequences=True)(np.ones((2, 9, 4))).shape
+    (2, 9, 16)
+    """
+
+    cell_class = GRUCell
