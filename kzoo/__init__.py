@@ -3,3 +3,5 @@
 from kzoo import layers
 
 __version__ = "0.1.0"
+
+__all__ = ["layers"]

@@ -3,21 +3,13 @@
 
 def check_units(units, name="units"):
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={units!r}"
-        )
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={units!r}")
     return units
 
 
 def check_rate(rate, name):
-    if (
-        isinstance(rate, bool)
-        or not isinstance(rate, (int, float))
-        or not 0 <= rate < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={rate!r}"
-        )
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={rate!r}")
     return float(rate)
 
 

@@ -68,9 +68,7 @@ class Bidirectional(keras.layers.Layer):
         self.merge_mode = check_choice(merge_mode, MERGE_MODES, "merge_mode")
         if backward_layer is None:
             config = layer.get_config()
-            config.update(
-                go_backwards=not layer.go_backwards, name=f"backward_{layer.name}"
-            )
+            config.update(go_backwards=not layer.go_backwards, name=f"backward_{layer.name}")
             backward_layer = type(layer).from_config(config)
         else:
             if backward_layer.go_backwards == layer.go_backwards:

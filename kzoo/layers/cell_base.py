@@ -112,21 +112,14 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
 
     def check_step_inputs(self, inputs):
         features = inputs.shape[-1]
-        if (
-            self.input_dim is not None
-            and features is not None
-            and features != self.input_dim
-        ):
+        if self.input_dim is not None and features is not None and features != self.input_dim:
             raise ValueError(
                 f"{self.name} was built for {self.input_dim} input features but "
                 f"received inputs with {features} features (shape {inputs.shape})."
             )
 
     def get_initial_state(self, batch_size=None):
-        return [
-            ops.zeros((batch_size, size), dtype=self.compute_dtype)
-            for size in self.state_size
-        ]
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
 
     def get_config(self):
         ser = keras.saving.serialize_keras_object

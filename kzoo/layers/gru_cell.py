@@ -110,18 +110,14 @@ class GRUCell(RecurrentCell):
         x = self._dropout_inputs(inputs, training)
         h_in = self._dropout_state(h_prev, training)
         units = self.units
-        x_proj = self._norm(
-            ops.matmul(x, self.kernel), getattr(self, "input_norm_gamma", None)
-        )
+        x_proj = self._norm(ops.matmul(x, self.kernel), getattr(self, "input_norm_gamma", None))
         if self.use_bias:
             input_bias = self.bias[0] if self.reset_after else self.bias
             x_proj = x_proj + input_bias
         x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
         recurrent_gamma = getattr(self, "recurrent_norm_gamma", None)
         if self.reset_after:
-            h_proj = self._norm(
-                ops.matmul(h_in, self.recurrent_kernel), recurrent_gamma
-            )
+            h_proj = self._norm(ops.matmul(h_in, self.recurrent_kernel), recurrent_gamma)
             if self.use_bias:
                 h_proj = h_proj + self.bias[1]
             h_z, h_r, h_h = ops.split(h_proj, 3, axis=-1)

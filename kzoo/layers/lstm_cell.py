@@ -133,11 +133,7 @@ class LSTMCell(RecurrentCell):
         f = self.recurrent_activation(z_f)
         o = self.recurrent_activation(z_o)
         c = f * c_prev + i * self.activation(z_c)
-        c_out = (
-            layer_norm(c, self.cell_norm_gamma, self.cell_norm_beta)
-            if self.layer_norm
-            else c
-        )
+        c_out = layer_norm(c, self.cell_norm_gamma, self.cell_norm_beta) if self.layer_norm else c
         h = o * self.activation(c_out)
         return h, [h, c]
 

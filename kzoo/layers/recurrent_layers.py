@@ -33,9 +33,7 @@ class _CellLayer(RNN):
     ):
         cell_names = _cell_arg_names(self.cell_class)
         cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_names}
-        cell = self.cell_class(
-            units, dtype=kwargs.get("dtype"), name="cell", **cell_kwargs
-        )
+        cell = self.cell_class(units, dtype=kwargs.get("dtype"), name="cell", **cell_kwargs)
         super().__init__(
             cell,
             return_sequences=return_sequences,

@@ -80,9 +80,7 @@ class RNN(keras.layers.Layer):
         self.stateful = stateful
         self.supports_masking = True
         self.states = None
-        self._cell_takes_training = (
-            "training" in inspect.signature(cell.call).parameters
-        )
+        self._cell_takes_training = "training" in inspect.signature(cell.call).parameters
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_rank(sequences_shape)
@@ -153,9 +151,7 @@ class RNN(keras.layers.Layer):
             checked.append(state)
         return checked
 
-    def call(
-        self, sequences, initial_state=None, mask=None, training=False, constants=None
-    ):
+    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
         self._check_rank(sequences.shape)
         if sequences.shape[1] == 0:
             raise ValueError(f"{self.name} received a sequence with zero time steps.")
@@ -180,9 +176,7 @@ class RNN(keras.layers.Layer):
 
         if hasattr(self.cell, "prepare_dropout_masks"):
             self.cell.prepare_dropout_masks(sequences[:, 0, :], states[0], training)
-        initial_output = ops.zeros(
-            (batch_size, self.cell.output_size), dtype=self.compute_dtype
-        )
+        initial_output = ops.zeros((batch_size, self.cell.output_size), dtype=self.compute_dtype)
         try:
             last_output, outputs, states = backend.rnn(
                 step,

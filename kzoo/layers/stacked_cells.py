@@ -64,9 +64,7 @@ class StackedRNNCells(keras.layers.Layer):
 
     def get_initial_state(self, batch_size=None):
         return [
-            s
-            for cell in self.cells
-            for s in initial_states(cell, batch_size, self.compute_dtype)
+            s for cell in self.cells for s in initial_states(cell, batch_size, self.compute_dtype)
         ]
 
     def prepare_dropout_masks(self, step_inputs, state, training=False):
@@ -75,13 +73,9 @@ class StackedRNNCells(keras.layers.Layer):
         x = step_inputs
         for cell in self.cells:
             if hasattr(cell, "prepare_dropout_masks"):
-                h = keras.ops.zeros(
-                    (keras.ops.shape(x)[0], state_sizes(cell)[0]), dtype=x.dtype
-                )
+                h = keras.ops.zeros((keras.ops.shape(x)[0], state_sizes(cell)[0]), dtype=x.dtype)
                 cell.prepare_dropout_masks(x, h, training)
-            x = keras.ops.zeros(
-                (keras.ops.shape(x)[0], cell.output_size), dtype=x.dtype
-            )
+            x = keras.ops.zeros((keras.ops.shape(x)[0], cell.output_size), dtype=x.dtype)
 
     def reset_dropout_masks(self):
         for cell in self.cells:
@@ -96,9 +90,7 @@ class StackedRNNCells(keras.layers.Layer):
             cell_states = list(states[offset : offset + n])
             offset += n
             x, out_states = cell(x, cell_states, training=training, **constants)
-            new_states.extend(
-                out_states if isinstance(out_states, (list, tuple)) else [out_states]
-            )
+            new_states.extend(out_states if isinstance(out_states, (list, tuple)) else [out_states])
         return x, new_states
 
     def get_config(self):
@@ -108,7 +100,5 @@ class StackedRNNCells(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["cells"] = [
-            keras.saving.deserialize_keras_object(c) for c in config["cells"]
-        ]
+        config["cells"] = [keras.saving.deserialize_keras_object(c) for c in config["cells"]]
         return cls(**config)

@@ -77,9 +77,7 @@ class StackedRNN(keras.layers.Layer):
                 **self.cell_kwargs,
             )
             if bidirectional:
-                layer = Bidirectional(
-                    layer, merge_mode=merge_mode, name=f"bidirectional_{i}"
-                )
+                layer = Bidirectional(layer, merge_mode=merge_mode, name=f"bidirectional_{i}")
             self.recurrent_layers.append(layer)
         self.dropout_layers = [
             keras.layers.Dropout(self.dropout, seed=None if seed is None else seed + i)
