@@ -29,7 +29,8 @@ class Bidirectional(keras.layers.Layer):
     mask it skips the padding first, so every sequence of a padded batch gets
     the same outputs and states as when run alone without padding. With
     `return_sequences`, the backward outputs are flipped back so that step
-    `t` of both halves refers to input step `t`.
+    `t` of both halves refers to input step `t`, and masked steps output
+    zeros (as `keras.layers.Bidirectional` does).
 
     Args:
         layer: a recurrent layer (`kzoo.layers.RNN`, `LSTM`, `GRU`,
@@ -122,6 +123,11 @@ class Bidirectional(keras.layers.Layer):
             backward, *backward_states = backward
         if self.return_sequences:
             backward = ops.flip(backward, axis=1)
+            if mask is not None:
+                # As keras.layers.Bidirectional: padded steps output zeros.
+                valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
+                forward = ops.where(valid, forward, ops.zeros_like(forward))
+                backward = ops.where(valid, backward, ops.zeros_like(backward))
         output = _merge(forward, backward, self.merge_mode)
         if self.return_state:
             outputs = output if self.merge_mode is None else [output]

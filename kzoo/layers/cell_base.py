@@ -143,8 +143,9 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
         return {**super().get_config(), **config}
 
 
-def layer_norm(x, gamma, beta, epsilon=1e-5):
-    """Normalizes the last axis of `x` to zero mean and unit variance."""
+def layer_norm(x, gamma, beta=None, epsilon=1e-5):
+    """Normalizes the last axis of `x`, then scales by `gamma` and shifts by `beta`."""
     mean = ops.mean(x, axis=-1, keepdims=True)
     variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+    normed = (x - mean) * ops.rsqrt(variance + epsilon) * gamma
+    return normed if beta is None else normed + beta

@@ -102,7 +102,7 @@ class GRUCell(RecurrentCell):
     def _norm(self, proj, gamma):
         if not self.layer_norm:
             return proj
-        return layer_norm(proj, gamma, ops.zeros_like(gamma))
+        return layer_norm(proj, gamma)
 
     def call(self, inputs, states, training=False):
         self.check_step_inputs(inputs)

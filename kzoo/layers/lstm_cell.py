@@ -122,9 +122,8 @@ class LSTMCell(RecurrentCell):
         x_proj = ops.matmul(x, self.kernel)  # (batch, 4 * units)
         h_proj = ops.matmul(h_in, self.recurrent_kernel)
         if self.layer_norm:
-            zero = ops.zeros_like(self.input_norm_gamma)
-            x_proj = layer_norm(x_proj, self.input_norm_gamma, zero)
-            h_proj = layer_norm(h_proj, self.recurrent_norm_gamma, zero)
+            x_proj = layer_norm(x_proj, self.input_norm_gamma)
+            h_proj = layer_norm(h_proj, self.recurrent_norm_gamma)
         z = x_proj + h_proj
         if self.use_bias:
             z = z + self.bias

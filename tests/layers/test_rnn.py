@@ -1,0 +1,195 @@
+"""kzoo.layers.RNN: any cell, states, masks, stacking, dropout, errors."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import kzoo
+from tests.harness import assert_close, run_layer_test, to_numpy, weights_by_name
+from tests.references import rnn_ref
+
+
+class MinimalCell(keras.layers.Layer):
+    """A user-written cell with one state: h_t = tanh(x W) + 0.5 h_{t-1} + k."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.output_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+
+    def call(self, inputs, states, offset=0.0):
+        h = ops.tanh(ops.matmul(inputs, self.kernel)) + 0.5 * states[0] + offset
+        return h, [h]
+
+
+def test_user_written_cell_and_constants():
+    x = np.random.default_rng(0).normal(size=(3, 4, 2)).astype("float32")
+    cell = MinimalCell(3)
+    layer = kzoo.layers.RNN(cell, return_sequences=True)
+    out = to_numpy(layer(x))
+    out_offset = to_numpy(layer(x, constants={"offset": ops.ones((3, 1))}))
+    kernel = to_numpy(cell.kernel).astype(np.float64)
+
+    def step(x_t, states, w):
+        h = np.tanh(x_t @ kernel) + 0.5 * states[0] + w["offset"]
+        return h, [h]
+
+    for offset, got in ((0.0, out), (1.0, out_offset)):
+        expected, _ = rnn_ref.run(step, x, {"offset": offset}, [np.zeros((3, 3))])
+        assert_close(got, expected)
+
+
+def test_keras_cell_runs_inside_kzoo_rnn():
+    x = np.random.default_rng(1).normal(size=(2, 5, 3)).astype("float32")
+    reference = keras.layers.LSTM(4, return_sequences=True)
+    expected = to_numpy(reference(x))
+    layer = kzoo.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    assert_close(layer(x), expected)
+
+
+def test_stacked_cells_equal_two_layers():
+    x = np.random.default_rng(2).normal(size=(2, 5, 3)).astype("float32")
+    first = kzoo.layers.LSTM(4, return_sequences=True)
+    second = kzoo.layers.GRU(3, return_state=True)
+    expected = [to_numpy(t) for t in second(first(x))]
+    stacked = kzoo.layers.RNN(
+        [kzoo.layers.LSTMCell(4), kzoo.layers.GRUCell(3)], return_state=True
+    )
+    stacked.build(x.shape)
+    stacked.set_weights(first.get_weights() + second.get_weights())
+    output, h1, c1, h2 = stacked(x)
+    assert_close(output, expected[0])
+    assert_close(h2, expected[1])
+    assert tuple(h1.shape) == (2, 4) and tuple(c1.shape) == (2, 4)
+
+
+def test_stateful_carries_state_between_calls():
+    x = np.random.default_rng(3).normal(size=(2, 6, 3)).astype("float32")
+    whole = kzoo.layers.LSTM(4, return_sequences=True)
+    expected = to_numpy(whole(x))
+    inputs = keras.Input(batch_shape=(2, 3, 3))
+    layer = kzoo.layers.LSTM(4, return_sequences=True, stateful=True)
+    model = keras.Model(inputs, layer(inputs))
+    layer.cell.set_weights(whole.get_weights())
+    first = model.predict(x[:, :3], verbose=0)
+    second = model.predict(x[:, 3:], verbose=0)
+    assert_close(np.concatenate([first, second], axis=1), expected)
+    layer.reset_states()
+    assert_close(model.predict(x[:, :3], verbose=0), first)
+
+
+def test_embedding_mask_equals_explicit_mask():
+    ids = np.array([[3, 5, 2, 0, 0], [0, 0, 1, 4, 2]])
+    embedding = keras.layers.Embedding(6, 3, mask_zero=True)
+    lstm = kzoo.layers.LSTM(4, return_sequences=True)
+    model_out = to_numpy(lstm(embedding(ids)))
+    explicit = to_numpy(lstm(embedding(ids), mask=ids != 0))
+    assert_close(model_out, explicit)
+    # a padded row equals the same row without padding at its valid steps
+    alone = to_numpy(lstm(embedding(ids[:1, :3])))
+    assert_close(model_out[:1, :3], alone)
+
+
+def test_dropout_masks_are_drawn_once_per_sequence():
+    """Each step sees the same input and state masks (Gal & Ghahramani)."""
+    cell = kzoo.layers.SimpleRNNCell(
+        6,
+        activation="linear",
+        kernel_initializer="identity",
+        recurrent_initializer="zeros",
+        dropout=0.5,
+        seed=1,
+    )
+    layer = kzoo.layers.RNN(cell, return_sequences=True)
+    x = np.ones((8, 5, 6), "float32")
+    train = to_numpy(layer(x, training=True))
+    assert np.any(train == 0) and np.any(train == 2.0)  # inverted dropout, p = 0.5
+    for t in range(1, 5):
+        np.testing.assert_array_equal(train[:, t], train[:, 0])
+    assert_close(layer(x, training=False), np.ones((8, 5, 6)))
+
+
+def test_recurrent_dropout_only_in_training():
+    layer = kzoo.layers.LSTM(4, recurrent_dropout=0.3, dropout=0.2, seed=0)
+    x = np.random.default_rng(4).normal(size=(3, 5, 2)).astype("float32")
+    inference = to_numpy(layer(x))
+    assert_close(layer(x, training=False), inference)
+    assert not np.allclose(to_numpy(layer(x, training=True)), inference)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda layer: layer(np.ones((2, 3), "float32")), "rank 3"),
+        (lambda layer: layer(np.ones((2, 3, 4, 5), "float32")), "rank 3"),
+        (lambda layer: layer(np.ones((2, 3, 4), "float32"), mask=np.ones((2, 4), bool)), "mask"),
+        (lambda layer: layer(np.ones((2, 3, 4), "float32"), mask=np.ones((2, 3, 1), bool)), "mask"),
+        (
+            lambda layer: layer(np.ones((2, 3, 4), "float32"), initial_state=[np.ones((2, 4))]),
+            "initial_state",
+        ),
+        (
+            lambda layer: layer(
+                np.ones((2, 3, 4), "float32"), initial_state=[np.ones((2, 7)), np.ones((2, 7))]
+            ),
+            "initial state 0",
+        ),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(call, message):
+    layer = kzoo.layers.LSTM(4)
+    with pytest.raises(ValueError, match=message):
+        call(layer)
+
+
+def test_feature_size_must_match_built_weights():
+    layer = kzoo.layers.GRU(4)
+    layer(np.ones((2, 3, 5), "float32"))
+    with pytest.raises(ValueError, match="5 input features"):
+        layer(np.ones((2, 3, 6), "float32"))
+
+
+def test_cell_without_contract_is_refused():
+    with pytest.raises(ValueError, match="state_size"):
+        kzoo.layers.RNN(keras.layers.Dense(3))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: kzoo.layers.SimpleRNN(4, return_sequences=True),
+        lambda: kzoo.layers.LSTM(4, dropout=0.1, recurrent_dropout=0.1),
+        lambda: kzoo.layers.GRU(4, reset_after=False, go_backwards=True),
+        lambda: kzoo.layers.LSTM(4, layer_norm=True),
+        lambda: kzoo.layers.RNN([kzoo.layers.LSTMCell(4), kzoo.layers.GRUCell(3)]),
+        lambda: kzoo.layers.Bidirectional(kzoo.layers.LSTM(3, return_sequences=True)),
+        lambda: kzoo.layers.StackedRNN(4, num_layers=2, dropout=0.2, bidirectional=True),
+    ],
+)
+def test_layer_harness(make, tmp_path):
+    x = np.random.default_rng(5).normal(size=(8, 5, 3)).astype("float32")
+    run_layer_test(make(), x, tmp_path)
+
+
+def test_stacked_rnn_equals_layers_applied_in_turn():
+    x = np.random.default_rng(6).normal(size=(2, 5, 3)).astype("float32")
+    stack = kzoo.layers.StackedRNN(4, num_layers=2, cell="gru", dropout=0.5, return_sequences=True)
+    out = to_numpy(stack(x))  # inference: no dropout between layers
+    first, second = stack.recurrent_layers
+    assert_close(out, to_numpy(second(first(x))))
+    assert not np.allclose(to_numpy(stack(x, training=True)), out)
+    with pytest.raises(ValueError, match="cell"):
+        kzoo.layers.StackedRNN(4, cell="transformer")
+
+
+def test_weights_by_name_matches_keras_names():
+    layer = kzoo.layers.LSTM(3)
+    layer.build((None, None, 2))
+    assert list(weights_by_name(layer)) == ["kernel", "recurrent_kernel", "bias"]

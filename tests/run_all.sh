@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the test suite once per Keras backend, then the cross-backend test.
+# Usage: bash tests/run_all.sh [extra pytest args, e.g. -m "not large"]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+status=0
+passed=0
+failed=0
+run() {
+    local label=$1
+    shift
+    echo "=== $label: $*"
+    local log
+    log=$(mktemp)
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    # pytest exit 5 means no test ran: that is a failure here, not a pass.
+    if [ "$rc" -ne 0 ]; then
+        echo "=== $label: pytest exited with $rc"
+        status=1
+    fi
+    local line
+    line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
+    passed=$((passed + $(echo "$line" | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^passed/) n += $(i - 1)} END {print n + 0}')))
+    failed=$((failed + $(echo "$line" | awk '{for (i = 2; i <= NF; i++) if ($i ~ /^(failed|error)/) n += $(i - 1)} END {print n + 0}')))
+    rm -f "$log"
+}
+
+for backend in tensorflow jax torch; do
+    run "$backend" env KERAS_BACKEND="$backend" python -m pytest -m "not cross_backend" "$@"
+done
+run "cross-backend" env KERAS_BACKEND=tensorflow python -m pytest -m cross_backend "$@"
+
+echo "all backends: $passed passed, $failed failed"
+exit $status
