@@ -19,9 +19,17 @@ def _seed():
 def shared_data_dir():
     """The repo's sibling `shared/data` folder, or a skip naming what is missing."""
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.environ.get(
-        "KZOO_SHARED_DATA", os.path.join(here, "..", "..", "shared", "data")
-    )
+    path = os.environ.get("KZOO_SHARED_DATA", os.path.join(here, "..", "..", "shared", "data"))
     if not os.path.isdir(path):
         pytest.skip(f"shared data folder not found at {path}")
     return os.path.abspath(path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.harness import LARGEST_DIFFERENCE
+
+    if LARGEST_DIFFERENCE["test"]:
+        terminalreporter.write_line(
+            f"[{BACKEND}] largest relative difference in assert_close: "
+            f"{LARGEST_DIFFERENCE['value']:.3g} ({LARGEST_DIFFERENCE['test'].split(' ')[0]})"
+        )

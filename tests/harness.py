@@ -6,6 +6,9 @@ import keras
 import numpy as np
 
 TOL = 1e-5
+# The largest difference seen by `assert_close` in this run, printed by
+# tests/conftest.py at the end of the session.
+LARGEST_DIFFERENCE = {"value": 0.0, "test": None}
 
 
 def to_numpy(x):
@@ -16,6 +19,8 @@ def assert_close(actual, expected, tol=TOL, what="outputs"):
     actual, expected = np.asarray(to_numpy(actual), np.float64), np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     err = np.max(np.abs(actual - expected) / (1.0 + np.abs(expected))) if actual.size else 0.0
+    if err > LARGEST_DIFFERENCE["value"]:
+        LARGEST_DIFFERENCE.update(value=float(err), test=os.environ.get("PYTEST_CURRENT_TEST"))
     assert err <= tol, f"{what}: max relative difference {err:.3g} > {tol}"
 
 

@@ -53,7 +53,9 @@ def test_outputs_and_saved_files_agree_across_backends(tmp_path):
     outputs = {}
     for i, backend in enumerate(BACKENDS):
         outputs.update(run_worker(backend, tmp_path, BACKENDS[:i]))
-    outputs.update({f"{k}_again": v for k, v in run_worker("tensorflow", tmp_path, BACKENDS[1:]).items()})
+    outputs.update(
+        {f"{k}_again": v for k, v in run_worker("tensorflow", tmp_path, BACKENDS[1:]).items()}
+    )
 
     reference = outputs["tensorflow"]
     assert np.all(np.isfinite(reference)) and np.abs(reference).max() > 1e-3

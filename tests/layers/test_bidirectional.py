@@ -32,12 +32,18 @@ def test_equals_keras_bidirectional(merge_mode):
     x = np.random.default_rng(1).normal(size=(3, 6, 2)).astype("float32")
     mask = np.ones((3, 6), bool)
     mask[0, 4:] = False
-    ours = kzoo.layers.Bidirectional(kzoo.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode)
-    theirs = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode)
+    ours = kzoo.layers.Bidirectional(
+        kzoo.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode
+    )
+    theirs = keras.layers.Bidirectional(
+        keras.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode
+    )
     ours.build(x.shape)
     theirs.build(x.shape)
     rng = np.random.default_rng(2)
-    ours.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype("float32") for w in ours.get_weights()])
+    ours.set_weights(
+        [rng.uniform(-0.5, 0.5, w.shape).astype("float32") for w in ours.get_weights()]
+    )
     theirs.set_weights(ours.get_weights())
     assert_close(ours(x, mask=mask), to_numpy(theirs(x, mask=mask)))
 

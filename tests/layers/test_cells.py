@@ -33,7 +33,9 @@ def random_weights(cell, seed=0):
     rng = np.random.default_rng(seed)
     for w in cell.weights:
         low = 0.5 if "gamma" in w.name else -0.6
-        w.assign(rng.uniform(low, low + 1.2 if "gamma" in w.name else 0.6, w.shape).astype("float32"))
+        w.assign(
+            rng.uniform(low, low + 1.2 if "gamma" in w.name else 0.6, w.shape).astype("float32")
+        )
     return weights_by_name(cell)
 
 
@@ -51,7 +53,9 @@ def test_rnn_matches_float64_reference(case, masked, go_backwards):
     cell, weights = build_cell(case)
     x = np.random.default_rng(1).normal(size=(BATCH, TIME, FEATURES)).astype("float32")
     mask = mixed_mask() if masked else None
-    layer = kzoo.layers.RNN(cell, return_sequences=True, return_state=True, go_backwards=go_backwards)
+    layer = kzoo.layers.RNN(
+        cell, return_sequences=True, return_state=True, go_backwards=go_backwards
+    )
     outputs, *states = layer(x, mask=mask)
     zeros = [np.zeros((BATCH, n)) for n in cell.state_size]
     step = rnn_ref.STEPS[CASES[case][0]]
@@ -129,7 +133,9 @@ def test_weights_move_one_to_one_to_keras(case, go_backwards):
 
 def _torch_weights(case, weights):
     """kzoo/Keras weights -> torch.nn.{RNN,LSTM,GRU} parameters (float64)."""
-    kernel, rec, bias = (weights[k].astype(np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    kernel, rec, bias = (
+        weights[k].astype(np.float64) for k in ("kernel", "recurrent_kernel", "bias")
+    )
     if case.startswith("gru"):
         # Keras orders GRU gates (z, r, h); torch orders them (r, z, n).
         def reorder(m):
@@ -149,7 +155,9 @@ def test_matches_torch_nn_with_converted_weights(case):
     module = module_class(FEATURES, UNITS, batch_first=True).double()
     w_ih, w_hh, b_ih, b_hh = _torch_weights(case, weights)
     with torch.no_grad():
-        for name, value in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), (w_ih, w_hh, b_ih, b_hh)):
+        for name, value in zip(
+            ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), (w_ih, w_hh, b_ih, b_hh)
+        ):
             getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value)))
         expected, _ = module(torch.from_numpy(x.astype(np.float64)))
     ours = kzoo.layers.RNN(cell, return_sequences=True)(x)

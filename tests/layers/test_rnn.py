@@ -59,9 +59,7 @@ def test_stacked_cells_equal_two_layers():
     first = kzoo.layers.LSTM(4, return_sequences=True)
     second = kzoo.layers.GRU(3, return_state=True)
     expected = [to_numpy(t) for t in second(first(x))]
-    stacked = kzoo.layers.RNN(
-        [kzoo.layers.LSTMCell(4), kzoo.layers.GRUCell(3)], return_state=True
-    )
+    stacked = kzoo.layers.RNN([kzoo.layers.LSTMCell(4), kzoo.layers.GRUCell(3)], return_state=True)
     stacked.build(x.shape)
     stacked.set_weights(first.get_weights() + second.get_weights())
     output, h1, c1, h2 = stacked(x)
