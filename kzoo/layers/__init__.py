@@ -1,5 +1,7 @@
 """Recurrent cells, the layer that runs them, wrappers and attention."""
 
+from kzoo.layers.attention import BahdanauAttention, LuongAttention
+from kzoo.layers.attention_decoder_cell import AttentionDecoderCell
 from kzoo.layers.bidirectional import Bidirectional
 from kzoo.layers.gru_cell import GRUCell
 from kzoo.layers.lstm_cell import LSTMCell
@@ -20,4 +22,7 @@ __all__ = [
     "StackedRNNCells",
     "StackedRNN",
     "Bidirectional",
+    "BahdanauAttention",
+    "LuongAttention",
+    "AttentionDecoderCell",
 ]
