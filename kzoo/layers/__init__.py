@@ -3,6 +3,7 @@
 from kzoo.layers.attention import BahdanauAttention, LuongAttention
 from kzoo.layers.attention_decoder_cell import AttentionDecoderCell
 from kzoo.layers.bidirectional import Bidirectional
+from kzoo.layers.crf import CRF, CRFTagger
 from kzoo.layers.gru_cell import GRUCell
 from kzoo.layers.lstm_cell import LSTMCell
 from kzoo.layers.recurrent_layers import GRU, LSTM, SimpleRNN
@@ -25,4 +26,6 @@ __all__ = [
     "BahdanauAttention",
     "LuongAttention",
     "AttentionDecoderCell",
+    "CRF",
+    "CRFTagger",
 ]
