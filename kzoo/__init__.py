@@ -1,7 +1,7 @@
 """kzoo: recurrent networks for Keras 3 on TensorFlow, JAX and PyTorch."""
 
-from kzoo import layers
+from kzoo import datasets, layers, metrics
 
 __version__ = "0.1.0"
 
-__all__ = ["layers"]
+__all__ = ["datasets", "layers", "metrics"]
