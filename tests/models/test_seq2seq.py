@@ -25,11 +25,18 @@ def model():
     # Larger weights make attention and predictions far from uniform.
     for w in m.weights:
         if "bias" not in w.path:
-            w.assign(np.asarray(w) * 2.0)
+            w.assign(_np(w) * 2.0)
     return m
 
 
 # --- NumPy references --------------------------------------------------------
+
+
+def _np(x, dtype=None):
+    """Any tensor or variable (torch ones may require grad) as a NumPy array."""
+    if not isinstance(x, (np.ndarray, list, tuple, float, int)):
+        x = ops.convert_to_numpy(x)
+    return np.asarray(x, dtype)
 
 
 def _sigmoid(x):
@@ -44,15 +51,15 @@ def _softmax(x, mask=None):
 
 def numpy_decoder(model, memory, mask, states, tokens):
     """Luong decoder with input feeding, general score and LSTM cell, float64."""
-    w = {v.path.split("/", 1)[1]: np.asarray(v, "float64") for v in model.weights}
+    w = {v.path.split("/", 1)[1]: _np(v, "float64") for v in model.weights}
     kernel = w["attention_decoder_cell/decoder_cell/kernel"]
     recurrent = w["attention_decoder_cell/decoder_cell/recurrent_kernel"]
     bias = w["attention_decoder_cell/decoder_cell/bias"]
     key_kernel = w["attention_decoder_cell/attention/key_kernel"]
     attention_kernel = w["attention_decoder_cell/attention_kernel"]
     embedding = w["target_embedding/embeddings"]
-    h, c, previous = (np.asarray(s, "float64") for s in states)
-    memory = np.asarray(memory, "float64")
+    h, c, previous = (_np(s, "float64") for s in states)
+    memory = _np(memory, "float64")
     keys = memory @ key_kernel  # (batch, time, units)
     logits, alignments = [], []
     for t in range(tokens.shape[1]):
@@ -74,11 +81,9 @@ def numpy_decoder(model, memory, mask, states, tokens):
 
 def test_decoder_matches_numpy_loop(model):
     memory, mask, states = model.encode(SOURCE)
-    np.testing.assert_array_equal(np.asarray(mask), SOURCE != PAD)
-    expected, expected_alignments = numpy_decoder(
-        model, memory, np.asarray(mask), states, DECODER_IN
-    )
-    logits = np.asarray(model((SOURCE, DECODER_IN)))
+    np.testing.assert_array_equal(_np(mask), SOURCE != PAD)
+    expected, expected_alignments = numpy_decoder(model, memory, _np(mask), states, DECODER_IN)
+    logits = _np(model((SOURCE, DECODER_IN)))
     diff = np.abs(logits - expected).max()
     assert diff < ATOL, f"largest difference {diff}"
     alignments = model.attention_weights(SOURCE, DECODER_IN)
@@ -90,8 +95,8 @@ def test_decoder_matches_numpy_loop(model):
 def test_memory_mask_is_honoured(model):
     """Extra padding columns change neither the logits nor the generated ids."""
     longer = np.concatenate([SOURCE, np.zeros((3, 3), "int32")], axis=1)
-    a = np.asarray(model((SOURCE, DECODER_IN)))
-    b = np.asarray(model((longer, DECODER_IN)))
+    a = _np(model((SOURCE, DECODER_IN)))
+    b = _np(model((longer, DECODER_IN)))
     np.testing.assert_allclose(a, b, atol=ATOL)
     np.testing.assert_array_equal(
         model.generate(SOURCE, max_length=6), model.generate(longer, max_length=6)
@@ -108,9 +113,9 @@ def test_greedy_generate_matches_hand_loop_and_beam_width_one(model):
     expected = [previous]
     for _ in range(5):
         logits, states = model.decode_step(previous, states, constants)
-        previous = np.argmax(np.asarray(logits), -1).astype("int32")
+        previous = np.argmax(_np(logits), -1).astype("int32")
         expected.append(previous)
-    expected = np.asarray(mask_after_end(np.stack(expected, 1), END, 1, PAD))
+    expected = _np(mask_after_end(np.stack(expected, 1), END, 1, PAD))
     np.testing.assert_array_equal(tokens, expected)
     beam, scores = model.generate(SOURCE, max_length=6, beam_width=1, method="beam")
     assert beam.shape == (3, 1, 6) and scores.shape == (3, 1)
@@ -121,18 +126,18 @@ def test_scheduled_sampling_ratio_zero_feeds_predictions():
     keras.utils.set_random_seed(5)
     m = Seq2Seq(SRC_VOCAB, TGT_VOCAB, EMB, UNITS, teacher_forcing_ratio=0.0, seed=2)
     m.build()
-    logits = np.asarray(m((SOURCE, DECODER_IN), training=True))
+    logits = _np(m((SOURCE, DECODER_IN), training=True))
     memory, mask, states = m.encode(SOURCE)
     constants = m.decoder_constants(memory, mask)
     previous = DECODER_IN[:, 0]
     expected = []
     for _ in range(DECODER_IN.shape[1]):
         step, states = m.decode_step(previous, states, constants)
-        expected.append(np.asarray(step))
+        expected.append(_np(step))
         previous = np.argmax(expected[-1], -1).astype("int32")
     np.testing.assert_allclose(logits, np.stack(expected, 1), atol=ATOL)
     # Evaluation always uses teacher forcing.
-    teacher = np.asarray(m((SOURCE, DECODER_IN), training=False))
+    teacher = _np(m((SOURCE, DECODER_IN), training=False))
     assert np.abs(teacher - logits).max() > 1e-3
 
 
@@ -148,8 +153,8 @@ def test_fit_lowers_masked_loss_and_save_load_round_trip(model, tmp_path):
     loaded = keras.saving.load_model(path)
     assert loaded.get_config() == m.get_config()
     np.testing.assert_allclose(
-        np.asarray(loaded((SOURCE, DECODER_IN))),
-        np.asarray(m((SOURCE, DECODER_IN))),
+        _np(loaded((SOURCE, DECODER_IN))),
+        _np(m((SOURCE, DECODER_IN))),
         atol=ATOL,
     )
     np.testing.assert_array_equal(
@@ -173,7 +178,7 @@ def test_masked_sequence_loss_matches_numpy():
 
 def _table_next(table):
     """next() whose logits depend only on the previous token."""
-    table = ops.convert_to_tensor(np.log(np.asarray(table, "float64")), "float32")
+    table = ops.convert_to_tensor(np.log(_np(table, "float64")), "float32")
 
     def next(prompt, cache, index):
         previous = ops.take(prompt, index - 1, axis=1)
@@ -210,13 +215,13 @@ def _log_prob(sequence):
 
 
 def test_beam_search_beats_myopic_greedy():
-    next = _table_next(np.asarray(MYOPIC) + 1e-12)
-    greedy = np.asarray(greedy_search(next, _prompt(2, 5), index=1, end_token_id=END))
+    next = _table_next(_np(MYOPIC) + 1e-12)
+    greedy = _np(greedy_search(next, _prompt(2, 5), index=1, end_token_id=END))
     np.testing.assert_array_equal(greedy[0], [1, 3, 4, 2, 0])  # a, b, end
     tokens, scores = BeamSearch(beam_width=2, end_token_id=END, num_results=2)(
         next, _prompt(2, 5), index=1
     )
-    tokens, scores = np.asarray(tokens), np.asarray(scores)
+    tokens, scores = _np(tokens), _np(scores)
     np.testing.assert_array_equal(tokens[0, 0], [1, 4, 2, 0, 0])  # b, end
     assert _log_prob(tokens[0, 0]) > _log_prob(greedy[0])
     for row in range(2):
@@ -229,9 +234,9 @@ def test_beam_width_one_equals_keras_hub_greedy():
     rng = np.random.default_rng(1)
     table = rng.dirichlet(np.ones(7), size=7)
     next = _table_next(table)
-    greedy = np.asarray(greedy_search(next, _prompt(3, 8), index=1, end_token_id=END))
+    greedy = _np(greedy_search(next, _prompt(3, 8), index=1, end_token_id=END))
     tokens, _ = BeamSearch(beam_width=1, end_token_id=END)(next, _prompt(3, 8), index=1)
-    np.testing.assert_array_equal(np.asarray(tokens)[:, 0], greedy)
+    np.testing.assert_array_equal(_np(tokens)[:, 0], greedy)
 
 
 def test_length_penalty_and_static_cache():
@@ -239,7 +244,7 @@ def test_length_penalty_and_static_cache():
     entries reach next() once per beam, unreordered."""
     alpha = 1.0
     seen = {}
-    base = _table_next(np.asarray(MYOPIC) + 1e-12)
+    base = _table_next(_np(MYOPIC) + 1e-12)
 
     def next(prompt, cache, index):
         seen["memory"] = cache["memory"]
@@ -255,14 +260,14 @@ def test_length_penalty_and_static_cache():
         index=1,
         static_keys=("memory",),
     )
-    np.testing.assert_array_equal(np.asarray(seen["memory"]), np.repeat(memory, 3, 0))
-    for sequence, score in zip(np.asarray(tokens)[0], np.asarray(scores)[0]):
+    np.testing.assert_array_equal(_np(seen["memory"]), np.repeat(memory, 3, 0))
+    for sequence, score in zip(_np(tokens)[0], _np(scores)[0]):
         generated = [t for t in sequence[1:] if t != PAD]
         length = generated.index(END) + 1 if END in generated else len(generated)
         penalty = ((5.0 + length) / 6.0) ** alpha
         assert abs(score - _log_prob(sequence) / penalty) < ATOL
     np.testing.assert_allclose(
-        np.asarray(gnmt_length_penalty(np.array([1, 4]), 0.6)),
+        _np(gnmt_length_penalty(np.array([1, 4]), 0.6)),
         ((5 + np.array([1, 4])) / 6) ** 0.6,
         rtol=1e-6,
     )
@@ -292,14 +297,12 @@ def test_bad_inputs(model):
     with pytest.raises(ValueError, match="units"):
         Seq2Seq(5, 5, units=7, bidirectional=True)
     with pytest.raises(ValueError, match="static_keys"):
-        BeamSearch(2)(
-            _table_next(np.asarray(MYOPIC) + 1e-12), _prompt(1, 3), {}, static_keys=("memory",)
-        )
+        BeamSearch(2)(_table_next(_np(MYOPIC) + 1e-12), _prompt(1, 3), {}, static_keys=("memory",))
 
 
 def test_mask_after_end():
     tokens = np.array([[1, 2, 5, 2, 6], [1, 4, 5, 6, 2]])
     np.testing.assert_array_equal(
-        np.asarray(mask_after_end(tokens, 2, start=1)),
+        _np(mask_after_end(tokens, 2, start=1)),
         [[1, 2, 0, 0, 0], [1, 4, 5, 6, 2]],
     )
