@@ -1,0 +1,564 @@
+"""Encoder-decoder with attention for sequence-to-sequence tasks (translation)."""
+
+import keras
+from keras import ops
+
+from kzoo import backend
+from kzoo.api import kzoo_export
+from kzoo.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    AttentionDecoderCell,
+    BahdanauAttention,
+    Bidirectional,
+    GRUCell,
+    LSTMCell,
+    LuongAttention,
+)
+from kzoo.models.decoding import BeamSearch, greedy_search, mask_after_end
+
+_CELLS = {"lstm": (LSTM, LSTMCell), "gru": (GRU, GRUCell)}
+_ATTENTIONS = ("luong", "bahdanau")
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+@kzoo_export
+class MaskedSequenceLoss(keras.losses.Loss):
+    """Token cross-entropy averaged over the non-padding target tokens.
+
+    $$L = \\frac{\\sum_{b,t} m_{bt} \\, (-\\log \\mathrm{softmax}(z_{bt})_{y_{bt}})}
+      {\\max(1, \\sum_{b,t} m_{bt})}, \\qquad m_{bt} = [y_{bt} \\neq \\text{pad}]$$
+
+    Args:
+        pad_token_id: int, the target id that carries no loss.
+        name: loss name.
+
+    Call arguments:
+        y_true: `(batch, time)` int target ids.
+        y_pred: `(batch, time, vocab)` logits.
+
+    Returns:
+        A scalar.
+    """
+
+    def __init__(self, pad_token_id=0, name="masked_sequence_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pad_token_id = pad_token_id
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        picked = ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        mask = ops.cast(ops.not_equal(y_true, self.pad_token_id), "float32")
+        return -ops.sum(picked * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        return {"pad_token_id": self.pad_token_id, "name": self.name}
+
+
+@kzoo_export
+class Seq2Seq(keras.Model):
+    """A (bi)directional recurrent encoder and an attention decoder.
+
+    Encoder: target-free embedding of the source ids, then
+    `encoder_layers` recurrent layers (`Bidirectional` ones with
+    `units // 2` per direction when `bidirectional=True`), masked where the
+    source equals `pad_token_id`. Its outputs are the attention memory
+    `(batch, source_time, units)`; the last layer's final states (forward and
+    backward concatenated) start the decoder.
+
+    Decoder: one `AttentionDecoderCell` (Luong input feeding, attentional
+    layer of width `units`) around an LSTM/GRU cell of `units`, attention
+    "luong" (general score) or "bahdanau" (additive, `units` wide), then a
+    dense projection to `target_vocab_size` logits:
+
+    $$h_t, s_t = f([E y_{t-1}; \\tilde h_{t-1}], s_{t-1}), \\quad
+      c_t = \\mathrm{att}(h_t, M), \\quad
+      \\tilde h_t = \\tanh([h_t; c_t] W_c), \\quad z_t = \\tilde h_t W_o + b_o$$
+
+    Training uses teacher forcing. With `teacher_forcing_ratio < 1`
+    (scheduled sampling, Bengio et al. 2015) each decoder input after the
+    first is, with probability `1 - teacher_forcing_ratio`, the embedding of
+    the model's own previous argmax prediction instead of the true token;
+    the coins are drawn before the time loop. Inference and evaluation
+    always use the true previous tokens.
+
+    Generation (`generate`) runs greedy search (keras-hub `GreedySampler`)
+    or `kzoo.models.decoding.BeamSearch` inside the model's compiled predict
+    function: `tf.function` on TensorFlow, `jax.jit` on JAX, and the Keras
+    torch predict function (eager unless `jit_compile=True`) on PyTorch.
+
+    Args:
+        source_vocab_size: int, including padding and reserved ids.
+        target_vocab_size: int, including padding, start and end ids.
+        embedding_dim: int, width of both embeddings.
+        units: int, width of the memory, the decoder cell and the attentional
+            layer (even if `bidirectional`).
+        encoder_layers: int, number of stacked encoder layers.
+        bidirectional: bool.
+        cell_type: "lstm" or "gru", for encoder and decoder.
+        attention: "luong" or "bahdanau".
+        dropout: float in [0, 1), on embeddings and attentional outputs.
+        teacher_forcing_ratio: float in [0, 1], the probability of feeding the
+            true previous token during training.
+        pad_token_id, start_token_id, end_token_id: ints.
+        seed: optional int for the scheduled-sampling coins.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Call arguments:
+        inputs: `(source_ids, decoder_input_ids)`, int tensors `(batch,
+            source_time)` and `(batch, target_time)`; `decoder_input_ids`
+            starts with `start_token_id` (the targets shifted right).
+        training: bool.
+
+    Returns:
+        Logits `(batch, target_time, target_vocab_size)`.
+
+    Example:
+
+    >>> model = Seq2Seq(1000, 800, embedding_dim=64, units=128)
+    >>> model.compile("adam", loss=MaskedSequenceLoss())
+    >>> model.fit((source, target[:, :-1]), target[:, 1:])
+    >>> tokens = model.generate(source, max_length=20, beam_width=4)
+
+    Reference:
+        Sutskever, Vinyals, Le, "Sequence to Sequence Learning with Neural
+        Networks", NeurIPS 2014. Luong, Pham, Manning, EMNLP 2015. Bahdanau,
+        Cho, Bengio, ICLR 2015. Bengio et al., "Scheduled Sampling for
+        Sequence Prediction with Recurrent Neural Networks", NeurIPS 2015.
+    """
+
+    def __init__(
+        self,
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=128,
+        units=256,
+        encoder_layers=1,
+        bidirectional=True,
+        cell_type="lstm",
+        attention="luong",
+        dropout=0.0,
+        teacher_forcing_ratio=1.0,
+        pad_token_id=0,
+        start_token_id=1,
+        end_token_id=2,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (
+            ("source_vocab_size", source_vocab_size),
+            ("target_vocab_size", target_vocab_size),
+            ("embedding_dim", embedding_dim),
+            ("units", units),
+            ("encoder_layers", encoder_layers),
+        ):
+            _positive_int(value, name)
+        if bidirectional and units % 2:
+            raise ValueError(
+                "`units` must be even with bidirectional=True (units // 2 per "
+                f"direction). Received: units={units}"
+            )
+        if cell_type not in _CELLS:
+            raise ValueError(
+                f"`cell_type` must be one of {sorted(_CELLS)}. Received: cell_type={cell_type!r}"
+            )
+        if attention not in _ATTENTIONS:
+            raise ValueError(
+                f"`attention` must be one of {_ATTENTIONS}. Received: attention={attention!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        if not 0.0 <= teacher_forcing_ratio <= 1.0:
+            raise ValueError(
+                "`teacher_forcing_ratio` must be in [0, 1]. Received: "
+                f"teacher_forcing_ratio={teacher_forcing_ratio}"
+            )
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.encoder_layers = encoder_layers
+        self.bidirectional = bidirectional
+        self.cell_type = cell_type
+        self.attention = attention
+        self.dropout = dropout
+        self.teacher_forcing_ratio = float(teacher_forcing_ratio)
+        self.pad_token_id = pad_token_id
+        self.start_token_id = start_token_id
+        self.end_token_id = end_token_id
+        self.seed = seed
+
+        layer_class, cell_class = _CELLS[cell_type]
+        self.source_embedding = keras.layers.Embedding(
+            source_vocab_size, embedding_dim, name="source_embedding"
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_vocab_size, embedding_dim, name="target_embedding"
+        )
+        self.encoder = []
+        for i in range(encoder_layers):
+            last = i == encoder_layers - 1
+            if bidirectional:
+                layer = Bidirectional(
+                    layer_class(
+                        units // 2,
+                        return_sequences=True,
+                        return_state=last,
+                        name=f"encoder_{i}_forward",
+                    ),
+                    name=f"encoder_{i}",
+                )
+            else:
+                layer = layer_class(
+                    units, return_sequences=True, return_state=last, name=f"encoder_{i}"
+                )
+            self.encoder.append(layer)
+        if attention == "luong":
+            attention_layer = LuongAttention(score="general", name="attention")
+        else:
+            attention_layer = BahdanauAttention(units, name="attention")
+        self.decoder_cell = AttentionDecoderCell(
+            cell_class(units, name="decoder_cell"),
+            attention_layer,
+            attention_layer_size=units,
+            memory_dim=units,
+            name="attention_decoder_cell",
+        )
+        self.decoder = RNN(self.decoder_cell, return_sequences=True, name="decoder")
+        self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.projection = keras.layers.Dense(target_vocab_size, name="projection")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._generators = _GeneratorCache()
+
+    # --- building -----------------------------------------------------------
+
+    def build(self, inputs_shape=None):
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        width = self.embedding_dim
+        for layer in self.encoder:
+            layer.build((None, None, width))
+            width = self.units
+        self.decoder_cell.build((None, self.embedding_dim), (None, None, self.units))
+        self.decoder.build((None, None, self.embedding_dim))
+        self.projection.build((None, self.units))
+        self.built = True
+
+    # --- encoder ------------------------------------------------------------
+
+    def encode(self, source_ids, training=False):
+        """Runs the encoder.
+
+        Args:
+            source_ids: `(batch, source_time)` int ids, padded with
+                `pad_token_id`.
+            training: bool.
+
+        Returns:
+            `(memory, memory_mask, initial_states)`: `(batch, source_time,
+            units)`, `(batch, source_time)` bool, and the decoder's initial
+            states (inner cell states, then a zero attentional state).
+        """
+        source_ids = ops.convert_to_tensor(source_ids)
+        if len(source_ids.shape) != 2:
+            raise ValueError(
+                "`source_ids` must have shape (batch, source_time). Received "
+                f"shape {tuple(source_ids.shape)}."
+            )
+        mask = ops.not_equal(source_ids, self.pad_token_id)
+        x = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        states = []
+        for layer in self.encoder:
+            result = layer(x, mask=mask, training=training)
+            if isinstance(result, (list, tuple)):
+                x, *states = result
+            else:
+                x = result
+        if self.bidirectional:
+            half = len(states) // 2
+            states = [
+                ops.concatenate([f, b], axis=-1) for f, b in zip(states[:half], states[half:])
+            ]
+        attentional = ops.zeros((ops.shape(x)[0], self.units), dtype=x.dtype)
+        return x, mask, list(states) + [attentional]
+
+    def decoder_constants(self, memory, memory_mask=None):
+        """The keyword constants of every decoder step (keys projected once).
+
+        Checks that `memory_mask` matches `memory`.
+        """
+        if memory_mask is not None:
+            m, k = tuple(memory.shape[:2]), tuple(memory_mask.shape)
+            if len(k) != 2 or any(a is not None and b is not None and a != b for a, b in zip(m, k)):
+                raise ValueError(
+                    f"`memory_mask` must have shape (batch, source_time) = {m}, "
+                    f"matching memory shape {tuple(memory.shape)}. Received "
+                    f"memory_mask shape {k}."
+                )
+        return self.decoder_cell.prepare_constants(memory, memory_mask)
+
+    # --- decoder ------------------------------------------------------------
+
+    def decode_step(self, token_ids, states, constants, training=False):
+        """One decoder step: previous tokens `(batch,)` -> logits, new states."""
+        x = self.target_embedding(token_ids)
+        x = self.embedding_dropout(x, training=training)
+        output, states = self.decoder_cell(x, states, training=training, **constants)
+        output = self.output_dropout(output, training=training)
+        return self.projection(output), states
+
+    def call(self, inputs, training=False):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                "Seq2Seq expects inputs `(source_ids, decoder_input_ids)`. Received "
+                f"{type(inputs).__name__}."
+            )
+        source_ids, decoder_input_ids = inputs
+        memory, memory_mask, states = self.encode(source_ids, training=training)
+        constants = self.decoder_constants(memory, memory_mask)
+        embedded = self.embedding_dropout(
+            self.target_embedding(decoder_input_ids), training=training
+        )
+        if training and self.teacher_forcing_ratio < 1.0:
+            return self._scheduled_sampling(embedded, states, constants)
+        outputs = self.decoder(
+            embedded, initial_state=states, training=training, constants=constants
+        )
+        outputs = self.output_dropout(outputs, training=training)
+        return self.projection(outputs)
+
+    def _scheduled_sampling(self, embedded, states, constants):
+        batch, steps = ops.shape(embedded)[0], ops.shape(embedded)[1]
+        coins = keras.random.uniform((batch, steps), seed=self.seed_generator)
+        teacher = ops.cast(coins < self.teacher_forcing_ratio, embedded.dtype)
+        # The first input is always the start token.
+        teacher = ops.concatenate([ops.ones_like(teacher[:, :1]), teacher[:, 1:]], axis=1)
+        inputs = ops.concatenate([embedded, teacher[..., None]], axis=-1)
+        width = self.embedding_dim
+
+        def step(x_t, step_states):
+            *cell_states, previous_prediction = step_states
+            use_true = x_t[:, width:]
+            x = use_true * x_t[:, :width] + (1.0 - use_true) * previous_prediction
+            output, cell_states = self.decoder_cell(x, cell_states, training=True, **constants)
+            logits = self.projection(self.output_dropout(output, training=True))
+            predicted = ops.stop_gradient(self.target_embedding(ops.argmax(logits, axis=-1)))
+            return logits, list(cell_states) + [predicted]
+
+        initial = list(states) + [ops.zeros_like(embedded[:, 0])]
+        initial_output = ops.zeros((batch, self.target_vocab_size), embedded.dtype)
+        _, logits, _ = backend.rnn(step, inputs, initial, initial_output)
+        return logits
+
+    # --- generation ----------------------------------------------------------
+
+    def generate(
+        self,
+        source_ids,
+        max_length=32,
+        beam_width=1,
+        length_penalty=0.0,
+        num_results=1,
+        method=None,
+        batch_size=64,
+    ):
+        """Translates source ids with greedy or beam search, compiled.
+
+        Args:
+            source_ids: `(batch, source_time)` int array padded with
+                `pad_token_id`.
+            max_length: int >= 2, the output length including the start token.
+            beam_width: int >= 1.
+            length_penalty: GNMT alpha >= 0 (beam search only).
+            num_results: n-best size in [1, beam_width] (beam search only).
+            method: "greedy", "beam" or None (greedy if `beam_width == 1`).
+            batch_size: rows per compiled call.
+
+        Returns:
+            greedy: `(batch, max_length)` numpy ids starting with the start
+            token, padded after the end token. beam: `(tokens, scores)` of
+            shapes `(batch, num_results, max_length)` and `(batch,
+            num_results)`, best first.
+        """
+        if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
+            raise ValueError(
+                f"`beam_width` must be an integer >= 1. Received: beam_width={beam_width!r}"
+            )
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(
+                f"`max_length` must be an integer >= 2. Received: max_length={max_length!r}"
+            )
+        if method is None:
+            method = "greedy" if beam_width == 1 else "beam"
+        if method not in ("greedy", "beam"):
+            raise ValueError(
+                f"`method` must be 'greedy', 'beam' or None. Received: method={method!r}"
+            )
+        search = None
+        if method == "beam":
+            search = BeamSearch(
+                beam_width,
+                length_penalty,
+                num_results,
+                end_token_id=self.end_token_id,
+                pad_token_id=self.pad_token_id,
+            )
+        if not self.built:
+            self.build()
+        key = (method, max_length) + (() if search is None else tuple(search.get_config().values()))
+        generator = self._generators.get(key)
+        if generator is None:
+            generator = _Generator(self, method, max_length, search)
+            self._generators.put(key, generator)
+        outputs = generator.predict(source_ids, batch_size=batch_size, verbose=0)
+        if method == "greedy":
+            return outputs
+        return outputs["tokens"], outputs["scores"]
+
+    def search(self, source_ids, max_length, method="greedy", search=None):
+        """The search graph itself, for a compiled function (see `generate`)."""
+        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        memory, memory_mask, states = self.encode(source_ids)
+        constants = self.decoder_constants(memory, memory_mask)
+        batch = ops.shape(source_ids)[0]
+        prompt = ops.concatenate(
+            [
+                ops.full((batch, 1), self.start_token_id, "int32"),
+                ops.full((batch, max_length - 1), self.pad_token_id, "int32"),
+            ],
+            axis=1,
+        )
+        num_states = len(states)
+        cache = {f"state_{i}": s for i, s in enumerate(states)}
+        cache.update(constants)
+
+        def next(prompt, cache, index):
+            previous = ops.take(prompt, index - 1, axis=1)  # (batch,)
+            step_states = [cache[f"state_{i}"] for i in range(num_states)]
+            step_constants = {name: cache[name] for name in constants}
+            logits, step_states = self.decode_step(previous, step_states, step_constants)
+            new_cache = dict(cache)
+            new_cache.update({f"state_{i}": s for i, s in enumerate(step_states)})
+            return logits, None, new_cache
+
+        if method == "greedy":
+            return greedy_search(
+                next,
+                prompt,
+                cache,
+                index=1,
+                end_token_id=self.end_token_id,
+                pad_token_id=self.pad_token_id,
+                model=self,
+            )
+        tokens, scores = search(next, prompt, cache, index=1, static_keys=tuple(constants))
+        return {"tokens": tokens, "scores": scores}
+
+    def strip(self, tokens):
+        """Drops the start token and everything from the end token on.
+
+        Args:
+            tokens: a sequence of ids as returned by `generate`.
+
+        Returns:
+            A list of ids.
+        """
+        result = []
+        for token in list(tokens)[1:]:
+            token = int(token)
+            if token in (self.end_token_id, self.pad_token_id):
+                break
+            result.append(token)
+        return result
+
+    def attention_weights(self, source_ids, decoder_input_ids):
+        """Attention weights of teacher-forced decoding, `(batch, target_time,
+        source_time)` (numpy), for visualization."""
+        source_ids = ops.convert_to_tensor(source_ids, "int32")
+        memory, memory_mask, states = self.encode(source_ids)
+        cell = self.decoder_cell
+        # A second cell sharing the inner cell and attention, which also
+        # emits the alignments.
+        tracing = AttentionDecoderCell(
+            cell.cell,
+            cell.attention,
+            attention_layer_size=cell.attention_layer_size,
+            alignment_history=True,
+            memory_dim=self.units,
+            memory_length=int(memory.shape[1]),
+        )
+        tracing.build((None, self.embedding_dim), tuple(memory.shape))
+        tracing.attention_kernel.assign(cell.attention_kernel)
+        outputs = RNN(tracing, return_sequences=True)(
+            self.target_embedding(ops.convert_to_tensor(decoder_input_ids, "int32")),
+            initial_state=states,
+            constants=tracing.prepare_constants(memory, memory_mask),
+        )
+        _, alignments = tracing.split_outputs(outputs)
+        return ops.convert_to_numpy(alignments)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocab_size": self.source_vocab_size,
+            "target_vocab_size": self.target_vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "encoder_layers": self.encoder_layers,
+            "bidirectional": self.bidirectional,
+            "cell_type": self.cell_type,
+            "attention": self.attention,
+            "dropout": self.dropout,
+            "teacher_forcing_ratio": self.teacher_forcing_ratio,
+            "pad_token_id": self.pad_token_id,
+            "start_token_id": self.start_token_id,
+            "end_token_id": self.end_token_id,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("trainable", None)
+        return cls(**config)
+
+
+class _GeneratorCache:
+    """A plain holder (not tracked by Keras) of compiled generators."""
+
+    def __init__(self):
+        self._items = {}
+
+    def get(self, key):
+        return self._items.get(key)
+
+    def put(self, key, value):
+        self._items[key] = value
+
+
+class _Generator(keras.Model):
+    """Wraps `Seq2Seq.search` as a model call, so that `predict` compiles it
+    with the active backend's compiler and passes the weights in."""
+
+    def __init__(self, seq2seq, method, max_length, search):
+        super().__init__(name=f"{seq2seq.name}_generator")
+        self.seq2seq = seq2seq
+        self.method = method
+        self.max_length = max_length
+        self.search_fn = search
+        self.built = True
+
+    def call(self, source_ids):
+        return self.seq2seq.search(source_ids, self.max_length, self.method, self.search_fn)
+
+
+__all__ = ["Seq2Seq", "MaskedSequenceLoss", "mask_after_end"]
