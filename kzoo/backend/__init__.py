@@ -3,8 +3,24 @@
 Each backend module (`tensorflow.py`, `jax.py`, `torch.py`) may export the
 same function names as `reference.py`. A fast function that cannot handle its
 inputs raises `NotImplementedError` and the pure `keras.ops` reference runs.
+
+Functions:
+
+* `rnn(step_fn, inputs, initial_states, initial_output, mask, go_backwards)`:
+  runs any cell's step function over time.
+* `fused_rnn(cell, sequences, initial_states, mask, go_backwards, training)`:
+  a whole-sequence kernel for a plain `kzoo.layers` LSTM/GRU/SimpleRNN cell.
+  The reference raises `NotImplementedError`, so a caller that gets it runs
+  `rnn` instead.
+* `fused_bidirectional_rnn(forward_cell, backward_cell, sequences,
+  forward_states, backward_states, mask, training)`: both directions of a
+  `Bidirectional` layer in one kernel call, where a backend has one.
+
+`reference_only()` is a context manager that routes every call to
+`reference.py` (no fused kernels): tests compare the two paths with it.
 """
 
+import contextlib
 import importlib
 
 import keras
@@ -18,18 +34,32 @@ try:
 except ModuleNotFoundError:  # a backend without kzoo fast paths (e.g. numpy)
     _native = None
 
+_use_native = [True]
+
+
+@contextlib.contextmanager
+def reference_only():
+    """Within this context every kzoo.backend function runs its reference."""
+    _use_native.append(False)
+    try:
+        yield
+    finally:
+        _use_native.pop()
+
 
 def _dispatch(name):
-    fast = getattr(_native, name, None)
     slow = getattr(reference, name)
-    if fast is None:
+    if getattr(_native, name, None) is None:
         return slow
 
     def run(*args, **kwargs):
-        try:
-            return fast(*args, **kwargs)
-        except NotImplementedError:
-            return slow(*args, **kwargs)
+        if _use_native[-1]:
+            try:
+                # Looked up per call so that tests can wrap the native function.
+                return getattr(_native, name)(*args, **kwargs)
+            except NotImplementedError:
+                pass
+        return slow(*args, **kwargs)
 
     run.__name__ = name
     run.__doc__ = slow.__doc__
@@ -37,3 +67,5 @@ def _dispatch(name):
 
 
 rnn = _dispatch("rnn")
+fused_rnn = _dispatch("fused_rnn")
+fused_bidirectional_rnn = _dispatch("fused_bidirectional_rnn")

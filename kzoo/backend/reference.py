@@ -56,3 +56,53 @@ def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards
         body, (initial_states, initial_output), scan_in
     )
     return last_output, ops.transpose(outputs, (1, 0, 2)), final_states
+
+
+def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
+    """Runs a plain kzoo cell over a whole sequence with a fused kernel.
+
+    Backends implement this for `kzoo.layers.LSTMCell`, `GRUCell` and
+    `SimpleRNNCell` without layer norm, recurrent dropout (while training)
+    or subclassing; anything else raises `NotImplementedError` and the
+    caller runs `rnn` with the cell's step function instead. The results are
+    those of `rnn`: masked steps keep the state and repeat the previous
+    output, `go_backwards` outputs are in processing order, and the cell's
+    input dropout mask (drawn once per sequence before the call, see
+    `RecurrentDropoutMixin`) is applied to every step.
+
+    Args:
+        cell: the cell whose weights are used.
+        sequences: `(batch, time, features)`.
+        initial_states: list of `(batch, units)` tensors.
+        mask: optional `(batch, time)` boolean tensor.
+        go_backwards: process the sequence from its end.
+        training: whether dropout is active.
+
+    Returns:
+        `(last_output, outputs, final_states)` as `rnn` returns them.
+    """
+    raise NotImplementedError("the reference backend has no fused recurrent kernel")
+
+
+def fused_bidirectional_rnn(
+    forward_cell,
+    backward_cell,
+    sequences,
+    forward_states,
+    backward_states,
+    mask=None,
+    training=False,
+):
+    """Both directions of a bidirectional layer in one fused call.
+
+    Same conditions as `fused_rnn` for both cells, which must be of the same
+    kind and configuration. The forward cell reads the sequence from its
+    start, the backward one from its end.
+
+    Returns:
+        `((last, outputs, states), (last, outputs, states))` for the forward
+        and the backward direction. Unlike `fused_rnn` with
+        `go_backwards=True`, the backward outputs are aligned with the
+        inputs: step `t` is the output after reading input step `t`.
+    """
+    raise NotImplementedError("the reference backend has no fused bidirectional kernel")

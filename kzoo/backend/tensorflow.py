@@ -1,7 +1,18 @@
-"""TensorFlow-backend recurrent loops: `tf.while_loop` over TensorArrays."""
+"""TensorFlow-backend recurrent loops.
+
+Generic loop: `tf.while_loop` over TensorArrays.
+
+Fused kernels: a plain kzoo cell runs in a `tf.while_loop` over its own
+equations (`_fused_math`) under `tf.custom_gradient`; the gradient is a
+second loop that produces the pre-activation gradients of every step,
+followed by a few large matrix products for the weight gradients. Masks of
+any pattern are handled inside the loop with `where` on the states.
+"""
 
 import tensorflow as tf
 
+from kzoo.backend import _fused_math
+from kzoo.backend._plain import plain_cell
 from kzoo.backend.reference import step_with_mask
 
 
@@ -32,3 +43,142 @@ def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards
         (tf.constant(0), initial_states, initial_output, out_array),
     )
     return last_output, tf.transpose(out_array.stack(), (1, 0, 2)), states
+
+
+def _unstack(tensor):
+    return tf.TensorArray(
+        tensor.dtype, size=tf.shape(tensor)[0], element_shape=tensor.shape[1:]
+    ).unstack(tensor)
+
+
+def _new_array(like, steps):
+    return tf.TensorArray(like.dtype, size=steps, element_shape=like.shape)
+
+
+def _forward_loop(math, p, xs, ms, init, keep):
+    """Outputs `(time, batch, h)` and final states; with `keep`, also every
+    step's states and saved activations (nested like `math.forward`'s)."""
+    steps = tf.shape(xs)[0]
+    x_array = _unstack(xs)
+    m_array = None if ms is None else _unstack(ms)
+    # Static shapes of what one step returns; unused, so pruned from graphs.
+    example_states, example_saved = math.forward(p, xs[0], init)
+    kept = (example_states, example_saved) if keep else example_states[0]
+    arrays = tf.nest.map_structure(lambda t: _new_array(t, steps), kept)
+
+    def body(t, states, arrays):
+        new_states, saved = math.forward(p, x_array.read(t), states)
+        if m_array is not None:
+            m_t = m_array.read(t)
+            new_states = tuple(tf.where(m_t, n, s) for n, s in zip(new_states, states))
+        new_states = tuple(tf.ensure_shape(n, s.shape) for n, s in zip(new_states, states))
+        values = (new_states, saved) if keep else new_states[0]
+        arrays = tf.nest.map_structure(lambda a, v: a.write(t, v), arrays, values)
+        return t + 1, new_states, arrays
+
+    _, finals, arrays = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), tuple(init), arrays),
+        maximum_iterations=steps,
+    )
+    stacked = tf.nest.map_structure(lambda a: a.stack(), arrays)
+    if keep:
+        stacks, saved = stacked
+        return (stacks[0], finals), (stacks, saved)
+    return stacked, finals
+
+
+def _backward_loop(math, w, xs, ms, init, stacks, saved, d_outputs, d_finals):
+    p = math.prepare(w)
+    steps = tf.shape(xs)[0]
+    prev = tuple(tf.concat([s0[None], s[:-1]], axis=0) for s0, s in zip(init, stacks))
+    step_inputs = (d_outputs, saved, stacks, prev)
+    arrays = tf.nest.map_structure(_unstack, step_inputs)
+    m_array = None if ms is None else _unstack(ms)
+    first = tf.nest.map_structure(lambda t: t[0], step_inputs)
+    _, example_grads = math.backward(p, tuple(d_finals), *first[1:])
+    grads_arrays = tf.nest.map_structure(lambda t: _new_array(t, steps), example_grads)
+
+    def body(k, carry, grads_arrays):
+        t = steps - 1 - k
+        d_out, saved_t, states_t, prev_t = tf.nest.map_structure(lambda a: a.read(t), arrays)
+        d = (carry[0] + d_out,) + tuple(carry[1:])
+        keep = None
+        if m_array is not None:
+            keep = tf.cast(m_array.read(t), xs.dtype)
+            d_new = tuple(g * keep for g in d)
+        else:
+            d_new = d
+        d_prev, grads_t = math.backward(p, d_new, saved_t, states_t, prev_t)
+        if keep is not None:  # a skipped step passes its gradient through
+            d_prev = tuple(q + g * (1.0 - keep) for q, g in zip(d_prev, d))
+        d_prev = tuple(tf.ensure_shape(q, c.shape) for q, c in zip(d_prev, carry))
+        grads_arrays = tf.nest.map_structure(lambda a, g: a.write(t, g), grads_arrays, grads_t)
+        return k + 1, d_prev, grads_arrays
+
+    _, d_init, grads_arrays = tf.while_loop(
+        lambda k, *_: k < steps,
+        body,
+        (tf.constant(0), tuple(d_finals), grads_arrays),
+        maximum_iterations=steps,
+    )
+    grads = tf.nest.map_structure(lambda a: a.stack(), grads_arrays)
+    d_kernel, d_recurrent, d_bias, dxs = math.weight_grads(w, xs, prev[0], saved, grads)
+    return (d_kernel, d_recurrent, d_bias), dxs, d_init
+
+
+def _fused_core(math, w, xs, ms, init):
+    """`(outputs, final_states)` under a custom gradient."""
+    num_states = len(init)
+    has_mask = ms is not None
+
+    @tf.custom_gradient
+    def core(*flat):
+        w, xs, init = flat[:3], flat[3], flat[4 : 4 + num_states]
+        ms = flat[-1] if has_mask else None
+        (outputs, finals), (stacks, saved) = _forward_loop(
+            math, math.prepare(w), xs, ms, init, keep=True
+        )
+
+        def grad(d_outputs, *d_finals):
+            d_w, dxs, d_init = _backward_loop(
+                math, w, xs, ms, init, stacks, saved, d_outputs, d_finals
+            )
+            return [*d_w, dxs, *d_init] + ([None] if has_mask else [])
+
+        return (outputs, *finals), grad
+
+    outputs, *finals = core(*w, xs, *init, *([ms] if has_mask else []))
+    return outputs, finals
+
+
+def _run_plain(spec, sequences, initial_states, mask, go_backwards, training):
+    math = _fused_math.cell_math(spec)
+    w = tuple(tf.convert_to_tensor(t) for t in _fused_math.weights_with_bias(spec))
+    xs = tf.transpose(sequences, (1, 0, 2))  # (time, batch, features)
+    if spec.input_mask is not None:
+        xs = xs * spec.input_mask[None]
+    ms = None
+    if mask is not None:
+        ms = tf.transpose(tf.cast(mask, tf.bool), (1, 0))[..., None]  # (time, batch, 1)
+    if go_backwards:
+        xs = tf.reverse(xs, [0])
+        ms = None if ms is None else tf.reverse(ms, [0])
+    init = tuple(tf.convert_to_tensor(s) for s in initial_states)
+    if training:
+        outputs, final_states = _fused_core(math, w, xs, ms, init)
+    else:
+        # Inference keeps nothing for a backward pass (TensorFlow still
+        # differentiates this loop by itself if asked to).
+        outputs, final_states = _forward_loop(math, math.prepare(w), xs, ms, init, keep=False)
+    if ms is not None:
+        # Before a row's first valid step the output is zeros, not the state.
+        seen = tf.cumsum(tf.cast(ms, tf.int32), axis=0) > 0
+        outputs = tf.where(seen, outputs, tf.zeros_like(outputs))
+    return outputs[-1], tf.transpose(outputs, (1, 0, 2)), list(final_states)
+
+
+def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
+    spec = plain_cell(cell, training=training, dtype=sequences.dtype)
+    return _run_plain(spec, sequences, initial_states, mask, go_backwards, training)

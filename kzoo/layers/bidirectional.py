@@ -3,8 +3,10 @@
 import keras
 from keras import ops
 
+from kzoo import backend
 from kzoo.api import kzoo_export
 from kzoo.layers._validation import check_choice
+from kzoo.layers.rnn import RNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -111,17 +113,21 @@ class Bidirectional(keras.layers.Layer):
                 list(initial_state[:half]),
                 list(initial_state[half:]),
             )
-        forward = self.forward_layer(
-            sequences, initial_state=forward_state, mask=mask, training=training
-        )
-        backward = self.backward_layer(
-            sequences, initial_state=backward_state, mask=mask, training=training
-        )
+        fused = self._fused_call(sequences, forward_state, backward_state, mask, training)
+        if fused is not None:
+            forward, backward = fused  # backward outputs already aligned with the inputs
+        else:
+            forward = self.forward_layer(
+                sequences, initial_state=forward_state, mask=mask, training=training
+            )
+            backward = self.backward_layer(
+                sequences, initial_state=backward_state, mask=mask, training=training
+            )
         forward_states = backward_states = []
         if self.return_state:
             forward, *forward_states = forward
             backward, *backward_states = backward
-        if self.return_sequences:
+        if self.return_sequences and fused is None:
             backward = ops.flip(backward, axis=1)
             if mask is not None:
                 # As keras.layers.Bidirectional: padded steps output zeros.
@@ -133,6 +139,34 @@ class Bidirectional(keras.layers.Layer):
             outputs = output if self.merge_mode is None else [output]
             return [*outputs, *forward_states, *backward_states]
         return output
+
+    def _fused_call(self, sequences, forward_state, backward_state, mask, training):
+        """Both directions in one backend kernel call, or None where there is none.
+
+        Only for two `kzoo.layers.RNN` layers reading in opposite directions;
+        the backend declines (NotImplementedError) unless both cells are
+        plain and alike and no dropout is active.
+        """
+        forward_layer, backward_layer = self.forward_layer, self.backward_layer
+        if not (isinstance(forward_layer, RNN) and isinstance(backward_layer, RNN)):
+            return None
+        if forward_layer.go_backwards or not backward_layer.go_backwards:
+            return None
+        mask, forward_states = forward_layer._prepare_call(sequences, forward_state, mask)
+        _, backward_states = backward_layer._prepare_call(sequences, backward_state, mask)
+        try:
+            forward, backward = backend.fused_bidirectional_rnn(
+                forward_layer.cell,
+                backward_layer.cell,
+                sequences,
+                forward_states,
+                backward_states,
+                mask=mask,
+                training=bool(training),
+            )
+        except NotImplementedError:
+            return None
+        return forward_layer._finish_call(*forward), backward_layer._finish_call(*backward)
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         shape = self.forward_layer.compute_output_shape(sequences_shape)

@@ -151,7 +151,8 @@ class RNN(keras.layers.Layer):
             checked.append(state)
         return checked
 
-    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
+    def _prepare_call(self, sequences, initial_state, mask):
+        """Checks the inputs; returns the boolean mask and the initial states."""
         self._check_rank(sequences.shape)
         if sequences.shape[1] == 0:
             raise ValueError(f"{self.name} received a sequence with zero time steps.")
@@ -163,6 +164,21 @@ class RNN(keras.layers.Layer):
             states = [ops.convert_to_tensor(s) for s in self.states]
         else:
             states = self.get_initial_state(batch_size)
+        return mask, states
+
+    def _finish_call(self, last_output, outputs, states):
+        """Keeps the states of a stateful layer; packs the layer's outputs."""
+        if self.stateful:
+            for variable, state in zip(self.states, states):
+                variable.assign(ops.cast(state, variable.dtype))
+        output = outputs if self.return_sequences else last_output
+        if self.return_state:
+            return [output, *states]
+        return output
+
+    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
+        mask, states = self._prepare_call(sequences, initial_state, mask)
+        batch_size = ops.shape(sequences)[0]
 
         cell_kwargs = dict(constants or {})
         if self._cell_takes_training:
@@ -178,25 +194,35 @@ class RNN(keras.layers.Layer):
             self.cell.prepare_dropout_masks(sequences[:, 0, :], states[0], training)
         initial_output = ops.zeros((batch_size, self.cell.output_size), dtype=self.compute_dtype)
         try:
-            last_output, outputs, states = backend.rnn(
-                step,
-                sequences,
-                states,
-                initial_output,
-                mask=mask,
-                go_backwards=self.go_backwards,
-            )
+            result = None
+            if not constants:
+                # A whole-sequence kernel for plain kzoo cells where the
+                # backend has one; NotImplementedError means "use the loop".
+                try:
+                    result = backend.fused_rnn(
+                        self.cell,
+                        sequences,
+                        states,
+                        mask=mask,
+                        go_backwards=self.go_backwards,
+                        training=bool(training),
+                    )
+                except NotImplementedError:
+                    pass
+            if result is None:
+                result = backend.rnn(
+                    step,
+                    sequences,
+                    states,
+                    initial_output,
+                    mask=mask,
+                    go_backwards=self.go_backwards,
+                )
         finally:
             if hasattr(self.cell, "reset_dropout_masks"):
                 self.cell.reset_dropout_masks()
-
-        if self.stateful:
-            for variable, state in zip(self.states, states):
-                variable.assign(ops.cast(state, variable.dtype))
-        output = outputs if self.return_sequences else last_output
-        if self.return_state:
-            return [output, *states]
-        return output
+        last_output, outputs, states = result
+        return self._finish_call(last_output, outputs, states)
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         batch, time = sequences_shape[0], sequences_shape[1]
