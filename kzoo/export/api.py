@@ -178,24 +178,13 @@ def _resolve_options(
                 raise ValueError(
                     "recurrent='unroll' needs `max_length` (the fixed sequence length)."
                 )
-    if format == "litert" and recurrent in ("fused", "loop") and batch_size is None:
+    loops = _recurrent_names(model)
+    if format == "litert" and recurrent in ("fused", "loop") and batch_size is None and loops:
         batch_size = 1
         notes.append(
             "static batch size 1 (a recurrent loop over a dynamic batch needs Flex ops); "
             "pass batch_size=N, or recurrent='unroll' with max_length for a dynamic batch"
         )
-    if format == "litert" and recurrent == "fused":
-        layers = recurrent_layers(model)
-        fused = [layer.name for layer in layers if fusable(layer)]
-        looped = [layer.name for layer in layers if not fusable(layer)]
-        if fused:
-            notes.append(
-                f"{len(fused)} LSTM layer(s) -> UNIDIRECTIONAL_SEQUENCE_LSTM, each with one "
-                "leading reset step so that every invoke() starts from zero state (no "
-                "reset_all_variables() needed); masks are applied by gathering the valid steps"
-            )
-        if looped:
-            notes.append(f"not fusable, run as a builtin WHILE loop: {looped}")
     return {
         "recurrent": recurrent,
         "batch_size": batch_size,
@@ -205,6 +194,38 @@ def _resolve_options(
         "quantize": quantize,
         "opset": 17,
     }, notes
+
+
+def _recurrent_names(model):
+    """Names of the kzoo and keras.layers recurrent layers of `model`."""
+    return [
+        layer.name
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.RNN) or layer in recurrent_layers(model)
+    ]
+
+
+def _fusion_notes(model, ops):
+    """What became of the recurrent layers of a `recurrent="fused"` LiteRT export."""
+    layers = recurrent_layers(model)
+    candidates = [layer.name for layer in layers if fusable(layer)]
+    fused = ops.get("UNIDIRECTIONAL_SEQUENCE_LSTM", 0)
+    notes = []
+    if fused:
+        notes.append(
+            f"{fused} UNIDIRECTIONAL_SEQUENCE_LSTM op(s), each with one leading reset step so "
+            "that every invoke() starts from zero state (no reset_all_variables() needed); "
+            "masks are applied by gathering the valid steps"
+        )
+    if fused < len(candidates):
+        notes.append(
+            f"{len(candidates) - fused} of the LSTM layers {candidates} were not fused (called "
+            "with an initial state or constants) and run as WHILE loops"
+        )
+    others = [name for name in _recurrent_names(model) if name not in candidates]
+    if others:
+        notes.append(f"run as builtin WHILE loops (no fused LiteRT op): {others}")
+    return notes
 
 
 def _embedding_vocabulary(model):
@@ -472,8 +493,10 @@ def _finish(model, plan, info, outputs, route):
         time_steps=options["time_steps"],
         quantize=options["quantize"],
         streaming=options["streaming"],
-        notes=plan["notes"],
+        notes=list(plan["notes"]),
     )
+    if plan["format"] == "litert" and options["recurrent"] == "fused":
+        report.notes += _fusion_notes(model, info["ops"])
     inputs = plan["inputs"]
     if inputs is None:
         return report

@@ -71,6 +71,7 @@ def test_fused_litert_has_builtin_lstm_ops_only(fused):
     assert kzoo.export.tflite_ops(fused.path) == fused.ops
     assert fused.batch_size == 1 and fused.inputs == {"ids": [1, None]}
     assert fused.max_abs_diff <= FLOAT_ATOL and fused.verified_rows == 4
+    assert any("2 UNIDIRECTIONAL_SEQUENCE_LSTM op(s)" in note for note in fused.notes)
 
 
 def test_fused_litert_matches_float64_reference_on_padded_rows(fused, classifier):
@@ -198,6 +199,7 @@ def test_any_keras_model_exports(tmp_path):
     report = kzoo.export(model, str(tmp_path / "keras_lstm.tflite"))
     assert "WHILE" in report.ops and kzoo.export.non_builtin_ops(report.ops) == []
     assert report.max_abs_diff <= FLOAT_ATOL
+    assert any("no fused LiteRT op" in note for note in report.notes), report.notes
 
 
 def test_verification_catches_a_wrong_export(monkeypatch, tmp_path):
