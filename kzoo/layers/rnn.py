@@ -161,7 +161,9 @@ class RNN(keras.layers.Layer):
         if initial_state is not None:
             states = self._check_initial_state(initial_state, batch_size)
         elif self.stateful:
-            states = [ops.convert_to_tensor(s) for s in self.states]
+            # Copies: the variables are assigned below, and torch autograd rejects
+            # an in-place update of a tensor the loop still needs.
+            states = [ops.copy(s) for s in self.states]
         else:
             states = self.get_initial_state(batch_size)
         return mask, states
