@@ -27,10 +27,12 @@ run() {
     rm -f "$log"
 }
 
+# Tests marked `large` (the full IMDB archive, torch.compile) run once, on
+# TensorFlow, next to the cross-backend test that starts every backend itself.
 for backend in tensorflow jax torch; do
-    run "$backend" env KERAS_BACKEND="$backend" python -m pytest -m "not cross_backend" "$@"
+    run "$backend" env KERAS_BACKEND="$backend" python -m pytest -m "not cross_backend and not large" "$@"
 done
-run "cross-backend" env KERAS_BACKEND=tensorflow python -m pytest -m cross_backend "$@"
+run "cross-backend and large" env KERAS_BACKEND=tensorflow python -m pytest -m "cross_backend or large" "$@"
 
 echo "all backends: $passed passed, $failed failed"
 exit $status
