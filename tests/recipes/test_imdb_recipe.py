@@ -46,7 +46,9 @@ def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
     accuracy = float(match.group(1))
     assert 0 <= accuracy <= 100
     assert "WordTokenizer == TextVectorization" in proc.stdout
-    assert "Loaded 900 train, 100 validation (from train) and 500 test reviews" in proc.stdout
+    loaded = re.search(r"Loaded (\d+) train, (\d+) validation \(from train", proc.stdout)
+    assert loaded and int(loaded.group(1)) + int(loaded.group(2)) == 1000, proc.stdout[-2000:]
+    assert 50 <= int(loaded.group(2)) <= 150  # about 10 % of the 1,000 training reviews
 
     name = "imdb_bigru_quick"
     for suffix in (".keras", ".md", "_curves.png", "_history.json", ".expected.json"):
