@@ -1,15 +1,31 @@
-"""Model builders: language models, encoder-decoder translation, and more."""
+"""Model builders, raw-text pipelines, decoding and loading of saved models."""
 
 from kzoo.models.decoding import BeamSearch, gnmt_length_penalty, greedy_search
 from kzoo.models.language_model import LanguageModel, TiedEmbedding
+from kzoo.models.loading import load
+from kzoo.models.pooling import (
+    AttentionPooling1D,
+    GlobalMaskedAveragePooling1D,
+    GlobalMaskedMaxPooling1D,
+)
 from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq
+from kzoo.models.text_classifier import TextClassifier
+from kzoo.models.text_pipeline import TextPipeline
+from kzoo.models.tokenizer import WordTokenizer
 
 __all__ = [
-    "LanguageModel",
-    "TiedEmbedding",
-    "Seq2Seq",
-    "MaskedSequenceLoss",
+    "AttentionPooling1D",
     "BeamSearch",
-    "greedy_search",
+    "GlobalMaskedAveragePooling1D",
+    "GlobalMaskedMaxPooling1D",
+    "LanguageModel",
+    "MaskedSequenceLoss",
+    "Seq2Seq",
+    "TextClassifier",
+    "TextPipeline",
+    "TiedEmbedding",
+    "WordTokenizer",
     "gnmt_length_penalty",
+    "greedy_search",
+    "load",
 ]

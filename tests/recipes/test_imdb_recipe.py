@@ -1,0 +1,67 @@
+"""Smoke run of recipes/imdb.py --quick on the real IMDB data (subprocess)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kzoo.models
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.mark.large
+def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=keras.backend.backend(),
+        KZOO_DATA_DIR=shared_data_dir,
+        # torch's default of one thread per core crawls on a busy 2-core machine.
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "recipes", "imdb.py"),
+            "--quick",
+            "--verbose",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    match = re.search(r"Test accuracy: ([0-9.]+)% on 500 test reviews", proc.stdout)
+    assert match, proc.stdout[-2000:]
+    accuracy = float(match.group(1))
+    assert 0 <= accuracy <= 100
+    assert "WordTokenizer == TextVectorization" in proc.stdout
+    loaded = re.search(r"Loaded (\d+) train, (\d+) validation \(from train", proc.stdout)
+    assert loaded and int(loaded.group(1)) + int(loaded.group(2)) == 1000, proc.stdout[-2000:]
+    assert 50 <= int(loaded.group(2)) <= 150  # about 10 % of the 1,000 training reviews
+
+    name = "imdb_bigru_quick"
+    for suffix in (".keras", ".md", "_curves.png", "_history.json", ".expected.json"):
+        assert (tmp_path / f"{name}{suffix}").stat().st_size > 0, suffix
+    with open(tmp_path / f"{name}_history.json") as f:
+        history = json.load(f)
+    assert history["test_accuracy"] * 100 == pytest.approx(accuracy, abs=0.01)
+    assert history["backend"] == keras.backend.backend()
+    assert len(history["epoch_seconds"]) == 1
+
+    model = kzoo.models.load(str(tmp_path / f"{name}.keras"))
+    with open(tmp_path / f"{name}.expected.json") as f:
+        expected = json.load(f)
+    got = model.predict(expected["texts"])
+    np.testing.assert_allclose(got, expected["probabilities"], atol=1e-5)
+    assert np.all((got > 0) & (got < 1))
