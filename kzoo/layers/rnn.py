@@ -156,6 +156,13 @@ class RNN(keras.layers.Layer):
         self._check_rank(sequences.shape)
         if sequences.shape[1] == 0:
             raise ValueError(f"{self.name} received a sequence with zero time steps.")
+        built_features = getattr(self.cell, "input_dim", None)
+        features = sequences.shape[-1]
+        if built_features is not None and features is not None and features != built_features:
+            raise ValueError(
+                f"{self.name} was built for {built_features} input features but "
+                f"received inputs with {features} features (shape {tuple(sequences.shape)})."
+            )
         mask = self._check_mask(sequences, mask)
         batch_size = ops.shape(sequences)[0]
         if initial_state is not None:
