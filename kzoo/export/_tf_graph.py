@@ -192,12 +192,20 @@ def _stream_call(layer, original, state_inputs, captured):
     return call
 
 
+def _no_fused_kernel(*args, **kwargs):
+    raise NotImplementedError("exports lower the step loop")
+
+
 @contextlib.contextmanager
 def lowered(model, recurrent, stream_states=None, captured=None):
     """Within the context, `model`'s recurrent layers lower as `recurrent` says."""
     patched = []
     saved_rnn = kzoo_backend.rnn
+    saved_fused = kzoo_backend.fused_rnn, kzoo_backend.fused_bidirectional_rnn
     try:
+        # The whole-sequence training kernels (custom gradients, dynamic-shape
+        # TensorArrays) do not lower to LiteRT builtins: export the step loop.
+        kzoo_backend.fused_rnn = kzoo_backend.fused_bidirectional_rnn = _no_fused_kernel
         for layer in recurrent_layers(model):
             original = layer.call
             if stream_states is not None:
@@ -213,6 +221,7 @@ def lowered(model, recurrent, stream_states=None, captured=None):
         yield
     finally:
         kzoo_backend.rnn = saved_rnn
+        kzoo_backend.fused_rnn, kzoo_backend.fused_bidirectional_rnn = saved_fused
         for layer in patched:
             object.__delattr__(layer, "call")
 
