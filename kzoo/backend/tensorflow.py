@@ -9,6 +9,8 @@ followed by a few large matrix products for the weight gradients. Masks of
 any pattern are handled inside the loop with `where` on the states.
 """
 
+import functools
+
 import tensorflow as tf
 
 from kzoo.backend import _fused_math
@@ -128,23 +130,54 @@ def _backward_loop(math, w, xs, ms, init, stacks, saved, d_outputs, d_finals):
     return (d_kernel, d_recurrent, d_bias), dxs, d_init
 
 
+@functools.cache
+def _xla_loops(math):
+    """The training loops compiled with XLA (one executable per input shape)."""
+
+    def fwd(w, xs, ms, init):
+        return _forward_loop(math, math.prepare(w), xs, ms, init, keep=True)
+
+    def bwd(w, xs, ms, init, stacks, saved, d_outputs, d_finals):
+        return _backward_loop(math, w, xs, ms, init, stacks, saved, d_outputs, d_finals)
+
+    return tf.function(fwd, jit_compile=True), tf.function(bwd, jit_compile=True)
+
+
 def _fused_core(math, w, xs, ms, init):
-    """`(outputs, final_states)` under a custom gradient."""
+    """`(outputs, final_states)` under a custom gradient.
+
+    With a static number of steps both loops are XLA-compiled: that was
+    about 10% faster than TensorFlow's executor in our CPU measurements, and
+    a static length bounds the number of compiled shapes (a new batch size
+    compiles once more). A dynamic length keeps the executor's loops, which
+    need no compilation per length.
+    """
     num_states = len(init)
     has_mask = ms is not None
+    use_xla = xs.shape[0] is not None
 
     @tf.custom_gradient
     def core(*flat):
+        if use_xla:
+            # An outer tape must not differentiate the compiled loops (that
+            # would make their TensorLists outputs of the XLA cluster):
+            # `grad` below is the gradient.
+            flat = [tf.stop_gradient(t) for t in flat]
         w, xs, init = flat[:3], flat[3], flat[4 : 4 + num_states]
         ms = flat[-1] if has_mask else None
-        (outputs, finals), (stacks, saved) = _forward_loop(
-            math, math.prepare(w), xs, ms, init, keep=True
-        )
+        if use_xla:
+            (outputs, finals), (stacks, saved) = _xla_loops(math)[0](w, xs, ms, init)
+        else:
+            (outputs, finals), (stacks, saved) = _forward_loop(
+                math, math.prepare(w), xs, ms, init, keep=True
+            )
 
         def grad(d_outputs, *d_finals):
-            d_w, dxs, d_init = _backward_loop(
-                math, w, xs, ms, init, stacks, saved, d_outputs, d_finals
-            )
+            if use_xla:
+                d_outputs = tf.stop_gradient(d_outputs)
+                d_finals = [tf.stop_gradient(d) for d in d_finals]
+            bwd = _xla_loops(math)[1] if use_xla else functools.partial(_backward_loop, math)
+            d_w, dxs, d_init = bwd(w, xs, ms, init, stacks, saved, d_outputs, d_finals)
             return [*d_w, dxs, *d_init] + ([None] if has_mask else [])
 
         return (outputs, *finals), grad
