@@ -1,6 +1,7 @@
 """Model builders, raw-text pipelines, decoding and loading of saved models."""
 
 from kzoo.models.decoding import BeamSearch, gnmt_length_penalty, greedy_search
+from kzoo.models.forecaster import Forecaster
 from kzoo.models.language_model import LanguageModel, TiedEmbedding
 from kzoo.models.loading import load
 from kzoo.models.pooling import (
@@ -9,6 +10,7 @@ from kzoo.models.pooling import (
     GlobalMaskedMaxPooling1D,
 )
 from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq
+from kzoo.models.sequence_tagger import CharacterEncoder, SequenceTagger
 from kzoo.models.text_classifier import TextClassifier
 from kzoo.models.text_pipeline import TextPipeline
 from kzoo.models.tokenizer import WordTokenizer
@@ -16,11 +18,14 @@ from kzoo.models.tokenizer import WordTokenizer
 __all__ = [
     "AttentionPooling1D",
     "BeamSearch",
+    "CharacterEncoder",
+    "Forecaster",
     "GlobalMaskedAveragePooling1D",
     "GlobalMaskedMaxPooling1D",
     "LanguageModel",
     "MaskedSequenceLoss",
     "Seq2Seq",
+    "SequenceTagger",
     "TextClassifier",
     "TextPipeline",
     "TiedEmbedding",

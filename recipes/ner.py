@@ -1,0 +1,267 @@
+"""Recipe: BiLSTM-CRF named-entity recognition on CoNLL-2003 (English, IOB2).
+
+Trains `kzoo.models.SequenceTagger` (word embeddings learned from scratch,
+character CNN, casing features, BiLSTM, CRF) on the train split, keeps the
+weights of the epoch with the best entity F1 on the validation split, and
+reports entity-level precision / recall / F1 on the test split with the
+CoNLL-2003 definition (exact span and type), overall and per type.
+
+    KZOO_DATA_DIR=/work/shared/data KERAS_BACKEND=jax python recipes/ner.py \\
+        --time-budget-minutes 22
+    python recipes/ner.py --quick               # CI smoke run
+    python recipes/ner.py --decoder softmax     # per-token softmax instead of the CRF
+
+Artifacts in `--output-dir` (default `saved_models/`): `ner_<decoder>.keras`
+(the model with its vocabularies: `load_model(...).predict(["EU rejects ..."])`
+tags raw text), `ner_<decoder>_<backend>.json` (scores, timings) and
+`ner_<decoder>.md` (model card).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # see recipes/forecast.py
+
+if __package__ in (None, ""):  # run as a script: make `kzoo` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+
+from kzoo.datasets import conll2003  # noqa: E402
+from kzoo.metrics.ner import entity_f1  # noqa: E402
+from kzoo.models.sequence_tagger import SequenceTagger  # noqa: E402
+
+MODEL = dict(
+    word_dim=100,
+    char_encoder="cnn",
+    char_dim=30,
+    char_units=50,
+    max_word_length=20,
+    use_casing=True,
+    casing_dim=8,
+    lstm_units=100,
+    num_layers=1,
+    dropout=0.5,
+    buckets=(8, 16, 32, 64, 128),
+)
+TRAIN = dict(epochs=30, batch_size=32, learning_rate=2e-3, clipnorm=5.0, min_count=2)
+# Quick: a tiny model on short sentences, one bucket (one compiled shape).
+QUICK_MODEL = dict(
+    word_dim=16,
+    char_dim=8,
+    char_units=8,
+    max_word_length=12,
+    casing_dim=4,
+    lstm_units=16,
+    buckets=(32,),
+)
+QUICK = dict(train=256, valid=64, test=64, max_length=32, epochs=2, learning_rate=1e-2)
+SAMPLE = "EU rejects German call to boycott British lamb ."
+SEED = 1
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the batch during which `deadline` passed."""
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            self.model.stop_training = True
+            self.stopped = True
+
+
+def load_data(quick, max_train=None):
+    splits = {name: conll2003.load_split(name) for name in conll2003.SPLITS}
+    if max_train is not None:
+        splits["train"] = splits["train"][:max_train]
+    if quick:
+        for name in splits:
+            short = [s for s in splits[name] if len(s.tokens) <= QUICK["max_length"]]
+            splits[name] = short[: QUICK[name]]
+    return {name: ([s.tokens for s in ss], [s.tags for s in ss]) for name, ss in splits.items()}
+
+
+def scores(tagger, tokens, tags, batch_size):
+    start = time.perf_counter()
+    predicted = tagger.tag(tokens, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    result = entity_f1(tags, predicted)
+    result["tagging_seconds"] = round(seconds, 2)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    start = time.perf_counter()
+    deadline = None
+    if args.time_budget_minutes is not None:
+        deadline = start + 60 * args.time_budget_minutes
+    data = load_data(args.quick, args.max_train_sentences)
+    train_tokens, train_tags = data["train"]
+    model_args = {**MODEL, **(QUICK_MODEL if args.quick else {})}
+    words, chars = SequenceTagger.build_vocabularies(train_tokens, min_count=TRAIN["min_count"])
+    keras.utils.set_random_seed(SEED)
+    tagger = SequenceTagger(
+        words,
+        conll2003.TAGS,
+        chars,
+        decoder=args.decoder,
+        seed=SEED,
+        name=f"ner_{args.decoder}",
+        **model_args,
+    )
+    learning_rate = QUICK["learning_rate"] if args.quick else TRAIN["learning_rate"]
+    tagger.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=TRAIN["clipnorm"]))
+    batch_size = TRAIN["batch_size"]
+    train_data = tagger.batches(train_tokens, train_tags, batch_size, shuffle=True, seed=SEED)
+    epochs = QUICK["epochs"] if args.quick else (args.epochs or TRAIN["epochs"])
+    budget = TimeBudget(deadline)
+    history = []
+    best_f1, best_weights, best_epoch = -1.0, None, 0
+    train_seconds = 0.0
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        fit = tagger.fit(train_data, epochs=1, verbose=0, callbacks=[budget])
+        train_seconds += time.perf_counter() - epoch_start
+        valid = scores(tagger, *data["valid"], batch_size)
+        record = {
+            "epoch": epoch,
+            "loss": float(fit.history["loss"][-1]),
+            "valid_f1": valid["f1"],
+            "epoch_seconds": round(time.perf_counter() - epoch_start, 1),
+            "partial": budget.stopped,
+        }
+        history.append(record)
+        print(json.dumps(record), flush=True)
+        if valid["f1"] > best_f1:
+            best_f1, best_epoch = valid["f1"], epoch
+            best_weights = tagger.get_weights()
+        if budget.stopped:
+            break
+    tagger.set_weights(best_weights)
+
+    valid = scores(tagger, *data["valid"], batch_size)
+    test = scores(tagger, *data["test"], batch_size)
+    metrics = {
+        "backend": keras.backend.backend(),
+        "decoder": args.decoder,
+        "quick": args.quick,
+        "sentences": {name: len(data[name][0]) for name in data},
+        "vocabulary": {"words": len(words), "chars": len(chars)},
+        "parameters": tagger.count_params(),
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "stopped_by_time_budget": budget.stopped,
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.perf_counter() - start, 1),
+        "history": history,
+        "valid": valid,
+        "test": test,
+        "sample": {"sentence": SAMPLE, "tags": tagger.predict([SAMPLE])[0]},
+    }
+    save(tagger, metrics, args)
+    print(
+        f"[ner {args.decoder} | {metrics['backend']}] test P {test['precision']:.4f} "
+        f"R {test['recall']:.4f} F1 {test['f1']:.4f} (valid F1 {valid['f1']:.4f}, best epoch "
+        f"{best_epoch} of {len(history)}, training {train_seconds:.0f} s)",
+        flush=True,
+    )
+    for entity_type, s in test["per_type"].items():
+        print(f"  {entity_type:5s} P {s['precision']:.4f} R {s['recall']:.4f} F1 {s['f1']:.4f}")
+    return metrics
+
+
+def save(tagger, metrics, args):
+    out = args.output_dir
+    os.makedirs(out, exist_ok=True)
+    name = f"ner_{args.decoder}"
+    tagger.save(os.path.join(out, f"{name}.keras"))
+    with open(os.path.join(out, f"{name}_{metrics['backend']}.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    test = metrics["test"]
+    cfg = tagger.get_config()
+    lines = [
+        f"# {name}",
+        "",
+        f"`kzoo.models.SequenceTagger` (decoder `{cfg['decoder']}`; word embeddings "
+        f"{cfg['word_dim']}-d learned from scratch, no pretrained vectors; character "
+        f"{cfg['char_encoder']} ({cfg['char_units']} units); casing features; "
+        f"{cfg['num_layers']} x BiLSTM({cfg['lstm_units']}); dropout {cfg['dropout']}; "
+        f"{metrics['parameters']:,} parameters) trained by `recipes/ner.py"
+        f"{' --quick' if metrics['quick'] else ''}` on the {metrics['backend']} backend.",
+        "",
+        f"Data: CoNLL-2003 English, IOB2; sentences train/valid/test "
+        f"{metrics['sentences']['train']}/{metrics['sentences']['valid']}/"
+        f"{metrics['sentences']['test']}. Vocabularies from train: "
+        f"{metrics['vocabulary']['words']} words, {metrics['vocabulary']['chars']} characters.",
+        f"Training: {metrics['epochs_run']} epochs in {metrics['train_seconds']} s"
+        f"{' (stopped by the time budget)' if metrics['stopped_by_time_budget'] else ''}; "
+        f"weights of epoch {metrics['best_epoch']} (best validation F1).",
+        "",
+        "Entity-level scores (exact span and type, micro-averaged; CoNLL-2003 definition):",
+        "",
+        "| split / type | precision | recall | F1 | support |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for split in ("valid", "test"):
+        s = metrics[split]
+        lines.append(
+            f"| {split} (all) | {100 * s['precision']:.2f} | {100 * s['recall']:.2f} | "
+            f"{100 * s['f1']:.2f} | {s['support']} |"
+        )
+    for entity_type, s in test["per_type"].items():
+        lines.append(
+            f"| test {entity_type} | {100 * s['precision']:.2f} | {100 * s['recall']:.2f} | "
+            f"{100 * s['f1']:.2f} | {s['support']} |"
+        )
+    lines += [
+        "",
+        "Usage (any backend): `import kzoo.models, keras; "
+        f"tagger = keras.saving.load_model('saved_models/{name}.keras'); "
+        f"tagger.predict(['{SAMPLE}'])` gives `{metrics['sample']['tags']}`.",
+        "",
+        "The CoNLL-2003 text is Reuters news (research use only).",
+        "",
+    ]
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--decoder", choices=["crf", "softmax"], default="crf")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run for CI")
+    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
+    parser.add_argument(
+        "--time-budget-minutes",
+        type=float,
+        default=None,
+        help="stop training cleanly (after the current batch) once this much time has passed",
+    )
+    parser.add_argument(
+        "--max-train-sentences",
+        type=int,
+        default=None,
+        help="train on the first N training sentences only (debugging)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="artifacts folder (default saved_models/, or a temporary folder with --quick)",
+    )
+    args = parser.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = tempfile.mkdtemp(prefix="kzoo_ner_") if args.quick else "saved_models"
+    return args
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""SequenceTagger: training, masking, raw-text prediction, save/load, losses."""
+
+import itertools
+import os
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from kzoo.models.sequence_tagger import CASINGS, CharacterEncoder, SequenceTagger, casing_of
+
+TOL = 1e-5
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+SENTENCES = [
+    ("John Smith lives in Paris .", "B-PER I-PER O O B-LOC O"),
+    ("Mary visited Berlin", "B-PER O B-LOC"),
+    ("the weather in London is bad", "O O O B-LOC O O"),
+    ("Anna Maria Lopez met John in New York .", "B-PER I-PER I-PER O B-PER O B-LOC I-LOC O"),
+]
+TOKENS = [s.split() for s, _ in SENTENCES]
+LABELS = [t.split() for _, t in SENTENCES]
+
+
+def make_tagger(decoder="crf", char_encoder="cnn", buckets=(16,), **kwargs):
+    words, chars = SequenceTagger.build_vocabularies(TOKENS)
+    args = dict(
+        word_dim=8,
+        char_dim=4,
+        char_units=4,
+        max_word_length=6,
+        casing_dim=3,
+        lstm_units=6,
+        dropout=0.0,
+        buckets=buckets,
+        seed=0,
+    )
+    args.update(kwargs)
+    return SequenceTagger(words, TAGS, chars, char_encoder=char_encoder, decoder=decoder, **args)
+
+
+def numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """One tagger per decoder, trained on the toy sentences (shared: building and
+    compiling dominate the cost of these tests on JAX)."""
+    taggers, losses = {}, {}
+    for decoder in ("softmax", "crf"):
+        keras.utils.set_random_seed(0)
+        tagger = make_tagger(decoder, buckets=(8, 16))
+        tagger.compile(optimizer=keras.optimizers.Adam(0.05))
+        x, y = tagger.encode(TOKENS, length=16), tagger.encode_tags(LABELS, length=16)
+        # train_on_batch returns the loss before its update (no dropout here).
+        history = [float(tagger.train_on_batch(x, y)) for _ in range(41)]
+        taggers[decoder], losses[decoder] = tagger, history
+    return taggers, losses
+
+
+@pytest.mark.parametrize("decoder", ["softmax", "crf"])
+def test_training_lowers_the_loss(trained, decoder):
+    _, losses = trained
+    history = losses[decoder]
+    assert np.isfinite(history[0]) and history[1] < history[0]  # one step
+    assert history[-1] < 0.1 * history[0]
+
+
+def test_a_trained_tagger_tags_its_training_sentences(trained):
+    for tagger in trained[0].values():
+        assert tagger.predict(SENTENCES[0][0]) == [LABELS[0]]
+        assert tagger.predict(TOKENS) == LABELS
+
+
+def test_softmax_loss_is_masked_token_cross_entropy(trained):
+    tagger = trained[0]["softmax"]
+    x = tagger.encode(TOKENS[:3], length=16, rows=4)  # one row is all padding
+    y = tagger.encode_tags(LABELS[:3], length=16, rows=4)
+    scores = numpy(tagger(x)).astype("float64")
+    log_probs = scores - np.log(np.exp(scores).sum(-1, keepdims=True))
+    mask = x["words"] != 0
+    picked = np.take_along_axis(log_probs, y[..., None], -1)[..., 0]
+    expected = -picked[mask].mean()
+    loss = float(numpy(tagger.compute_loss(x, y, scores.astype("float32"))))
+    assert abs(loss - expected) <= TOL * (1 + abs(expected))
+
+
+def test_crf_loss_is_mean_negative_log_likelihood_of_real_sentences(trained):
+    tagger = trained[0]["crf"]
+    sentences = [["John", "lives"], ["Mary", "Smith", "."]]
+    gold = [["B-PER", "O"], ["O", "I-LOC", "B-PER"]]  # an unlikely path too
+    x = tagger.encode(sentences, length=8, rows=3)  # the third row is empty
+    y = tagger.encode_tags(gold, length=8, rows=3)
+    emissions = numpy(tagger(x)).astype("float64")
+    trans, start, end = (
+        numpy(w).astype("float64")
+        for w in (tagger.crf.transitions, tagger.crf.start_scores, tagger.crf.end_scores)
+    )
+
+    def path_score(e, path):
+        s = start[path[0]] + end[path[-1]] + sum(e[t, k] for t, k in enumerate(path))
+        return s + sum(trans[a, b] for a, b in zip(path, path[1:]))
+
+    nll = []
+    for row, sentence in enumerate(sentences):
+        e = emissions[row, : len(sentence)]
+        paths = itertools.product(range(len(TAGS)), repeat=len(sentence))
+        log_z = np.logaddexp.reduce([path_score(e, p) for p in paths])
+        nll.append(log_z - path_score(e, list(y[row, : len(sentence)])))
+    expected = np.mean(nll)  # the empty row does not count
+    loss = float(numpy(tagger.compute_loss(x, y, emissions.astype("float32"))))
+    assert abs(loss - expected) <= TOL * (1 + abs(expected))
+
+
+def check_padding_invariance(tagger, decode=True):
+    sentence = TOKENS[1]  # 3 tokens
+    alone = tagger.encode([sentence], length=8)
+    batched = tagger.encode([TOKENS[3], sentence, TOKENS[0]], length=16, rows=5)
+    scores_alone = numpy(tagger(alone))[0, :3]
+    scores_batched = numpy(tagger(batched))[1, :3]
+    np.testing.assert_allclose(scores_batched, scores_alone, rtol=TOL, atol=TOL)
+    if not decode:
+        return
+    tags_alone = tagger.predict(alone)
+    tags_batched = tagger.predict(batched)
+    assert tags_alone.shape == (1, 8) and tags_batched.shape == (5, 16)
+    np.testing.assert_array_equal(tags_batched[1, :3], tags_alone[0, :3])
+    assert (tags_alone[0, 3:] == -1).all() and (tags_batched[1, 3:] == -1).all()
+    assert (tags_batched[3:] == -1).all()  # empty rows
+
+
+@pytest.mark.parametrize("decoder", ["softmax", "crf"])
+def test_padding_does_not_change_a_sentence(trained, decoder):
+    check_padding_invariance(trained[0][decoder])
+
+
+def test_padding_does_not_change_a_sentence_with_character_lstm():
+    # The scores are what the character encoder can change; decoding them is
+    # covered above (and skipping it saves two compilations on JAX).
+    check_padding_invariance(make_tagger("crf", "lstm", buckets=(8, 16)), decode=False)
+
+
+def test_predict_tags_raw_sentences(trained):
+    tagger = trained[0]["crf"]
+    sentences = ["EU rejects German call to boycott British lamb .", TOKENS[0], "Paris"]
+    tagged = tagger.predict(sentences)
+    assert [len(t) for t in tagged] == [9, 6, 1]
+    assert all(tag in TAGS for tags in tagged for tag in tags)
+    ids = tagger.predict(tagger.encode(sentences, length=16))
+    assert tagged == [[TAGS[k] for k in row[: len(t)]] for row, t in zip(ids, tagged)]
+    assert tagger.predict("Paris") == [tagged[2]]
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    tagger = trained[0]["crf"]
+    path = os.path.join(tmp_path, "tagger.keras")
+    tagger.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, SequenceTagger)
+    assert loaded.get_config() == tagger.get_config()
+    assert loaded.word_vocabulary == tagger.word_vocabulary
+    x = tagger.encode(TOKENS, length=16)
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(tagger(x)), rtol=TOL, atol=TOL)
+    np.testing.assert_array_equal(numpy(loaded.crf.transitions), numpy(tagger.crf.transitions))
+    sentences = ["Mary lives in Berlin", "Unseen Words Here ."]
+    assert loaded.predict(sentences) == tagger.predict(sentences)
+
+
+def test_encoding():
+    words, chars = SequenceTagger.build_vocabularies(
+        [["Paris", "paris", "1996", "Rome"], ["paris"]], min_count=2
+    )
+    assert words == ["paris"]  # lower-cased; "0000" and "rome" are seen once
+    assert chars[:2] == ["a", "i"]
+    tagger = SequenceTagger(
+        ["paris", "0000"],
+        TAGS,
+        list("Pari19"),
+        max_word_length=3,
+        buckets=(4,),
+        lstm_units=2,
+        word_dim=2,
+        char_units=2,
+    )
+    x = tagger.encode(["Paris 1997 Oslo"])
+    assert x["words"].shape == (1, 4) and x["chars"].shape == (1, 4, 3)
+    np.testing.assert_array_equal(x["words"][0], [2, 3, 1, 0])  # digits -> 0, unknown -> 1
+    np.testing.assert_array_equal(x["chars"][0, 0], [2, 3, 4])  # "Par", cut at 3
+    np.testing.assert_array_equal(x["chars"][0, 1], [6, 7, 7])  # "199"
+    np.testing.assert_array_equal(x["chars"][0, 2], [1, 1, 1])  # "Osl": unknown characters
+    np.testing.assert_array_equal(x["chars"][0, 3], [0, 0, 0])
+    names = [CASINGS[k] for k in x["casing"][0]]
+    assert names == ["title", "numeric", "title", "pad"]
+    assert tagger.bucket_length(3) == 4 and tagger.bucket_length(9) == 12
+    assert [CASINGS[casing_of(t)] for t in ["EU", "iPhone", "A4", "12.5", "--"]] == [
+        "upper",
+        "mixed",
+        "has_digit",
+        "mostly_numeric",
+        "other",
+    ]
+
+
+def test_character_encoder_matches_numpy_cnn():
+    layer = CharacterEncoder(10, "cnn", embedding_dim=3, units=4, kernel_size=3)
+    ids = np.array([[[2, 3, 4, 0, 0], [5, 0, 0, 0, 0]]], "int32")  # (1, 2 tokens, 5 chars)
+    out = numpy(layer(ids))
+    table = numpy(layer.embedding.embeddings).astype("float64")
+    kernel = numpy(layer.conv.kernel).astype("float64")  # (3, 3, 4)
+    bias = numpy(layer.conv.bias).astype("float64")
+    for t in range(2):
+        valid = ids[0, t] != 0
+        e = table[ids[0, t]] * valid[:, None]
+        padded = np.concatenate([np.zeros((1, 3)), e, np.zeros((1, 3))])
+        conv = np.stack([np.einsum("kd,kdu->u", padded[j : j + 3], kernel) for j in range(5)])
+        conv = np.maximum(conv + bias, 0)
+        np.testing.assert_allclose(out[0, t], conv[valid].max(0), rtol=TOL, atol=TOL)
+
+
+def test_bad_arguments(trained):
+    words, chars = SequenceTagger.build_vocabularies(TOKENS)
+    with pytest.raises(ValueError, match="decoder"):
+        SequenceTagger(words, TAGS, chars, decoder="hmm")
+    with pytest.raises(ValueError, match="char_vocabulary"):
+        SequenceTagger(words, TAGS, None, char_encoder="cnn")
+    with pytest.raises(ValueError, match="char_encoder"):
+        SequenceTagger(words, TAGS, chars, char_encoder="gru")
+    with pytest.raises(ValueError, match="duplicate"):
+        SequenceTagger(["a", "a"], TAGS, chars)
+    with pytest.raises(ValueError, match="lstm_units"):
+        SequenceTagger(words, TAGS, chars, lstm_units=0)
+    with pytest.raises(ValueError, match="dropout"):
+        SequenceTagger(words, TAGS, chars, dropout=1.0)
+    tagger = trained[0]["crf"]
+    with pytest.raises(ValueError, match="tag 'B-ORG'"):
+        tagger.encode_tags([["B-ORG"]], length=4)
+    with pytest.raises(ValueError, match="Sentence 1 has no tokens"):
+        tagger.predict(["Paris", "   "])
+    with pytest.raises(ValueError, match="3 tokens but 2 tags"):
+        tagger.batches([["a", "b", "c"]], [["O", "O"]])
