@@ -44,9 +44,7 @@ _CORRUPT_ERRORS = (
 def cache_root(cache_dir=None):
     """Returns the Keras cache folder that `fetch` uses (`cache_dir` if given)."""
     if cache_dir is None:
-        cache_dir = os.environ.get("KERAS_HOME") or os.path.join(
-            os.path.expanduser("~"), ".keras"
-        )
+        cache_dir = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     cache_dir = os.path.expanduser(os.fspath(cache_dir))
     try:
         os.makedirs(cache_dir, exist_ok=True)
@@ -86,9 +84,7 @@ def fetch(fname, origin, local_name=None, extract=False, path=None, cache_dir=No
         ValueError: the archive is not a readable tar/zip archive.
     """
     if os.sep in fname or "." not in fname:
-        raise ValueError(
-            f"`fname` must be a file name with an extension. Received: fname={fname}"
-        )
+        raise ValueError(f"`fname` must be a file name with an extension. Received: fname={fname}")
     subdir = "datasets"
     if local_name and os.path.dirname(local_name):
         subdir = os.path.join(subdir, os.path.dirname(local_name))
@@ -123,15 +119,9 @@ def fetch(fname, origin, local_name=None, extract=False, path=None, cache_dir=No
 
     if not os.path.exists(target):
         try:
-            keras.utils.get_file(
-                fname, origin=origin, cache_subdir=subdir, cache_dir=root
-            )
+            keras.utils.get_file(fname, origin=origin, cache_subdir=subdir, cache_dir=root)
         except (Exception, KeyboardInterrupt) as e:
-            hint = (
-                f", or set {DATA_DIR_ENV} to a folder holding {local_name}"
-                if local_name
-                else ""
-            )
+            hint = f", or set {DATA_DIR_ENV} to a folder holding {local_name}" if local_name else ""
             raise OSError(
                 f"Could not download {origin} to {target}: {e}. Without internet, "
                 f"pass `path=` to a local copy{hint}."
@@ -184,9 +174,7 @@ def read_text(path, member=None):
         elif magic == b"PK\x03\x04":
             with zipfile.ZipFile(path) as zf:
                 names = [
-                    n
-                    for n in zf.namelist()
-                    if member is not None and os.path.basename(n) == member
+                    n for n in zf.namelist() if member is not None and os.path.basename(n) == member
                 ]
                 if len(names) != 1:
                     raise ValueError(
@@ -199,8 +187,7 @@ def read_text(path, member=None):
                 data = f.read()
     except _CORRUPT_ERRORS as e:
         raise ValueError(
-            f"Could not read {path}: {type(e).__name__}: {e} (corrupt or "
-            "incomplete file?)"
+            f"Could not read {path}: {type(e).__name__}: {e} (corrupt or incomplete file?)"
         ) from e
     try:
         return data.decode("utf-8")

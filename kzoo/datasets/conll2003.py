@@ -91,8 +91,7 @@ def parse_conll(text, source="<text>"):
             )
         if fields[3] not in TAG_TO_ID:
             raise ValueError(
-                f"{source}, line {number}: unknown NER tag {fields[3]!r}; "
-                f"expected one of {TAGS}"
+                f"{source}, line {number}: unknown NER tag {fields[3]!r}; expected one of {TAGS}"
             )
         for column, value in zip(columns, (fields[0], fields[3], fields[1], fields[2])):
             column.append(value)

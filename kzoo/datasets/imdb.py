@@ -61,9 +61,7 @@ def load_texts(split="train", include_unsup=False, path=None, shuffle_seed=None)
         >>> texts, labels = load_texts("test", shuffle_seed=0)
     """
     if split not in ("train", "test"):
-        raise ValueError(
-            f"`split` must be 'train' or 'test'. Received: split={split!r}"
-        )
+        raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
     if include_unsup and split != "train":
         raise ValueError(
             "`include_unsup=True` needs split='train' (only the training set has "
@@ -76,9 +74,7 @@ def load_texts(split="train", include_unsup=False, path=None, shuffle_seed=None)
         directory = os.path.join(root, split, folder)
         if not os.path.isdir(directory):
             raise ValueError(f"IMDB folder not found: {directory}")
-        names = sorted(
-            (n for n in os.listdir(directory) if n.endswith(".txt")), key=_review_key
-        )
+        names = sorted((n for n in os.listdir(directory) if n.endswith(".txt")), key=_review_key)
         for name in names:
             file_path = os.path.join(directory, name)
             with open(file_path, "rb") as f:
@@ -144,9 +140,7 @@ def load_data(
         raise ValueError(f"`maxlen` must be an int >= 1. Received: maxlen={maxlen!r}")
     for name, value in (("padding", padding), ("truncating", truncating)):
         if value not in ("pre", "post"):
-            raise ValueError(
-                f"`{name}` must be 'pre' or 'post'. Received: {name}={value!r}"
-            )
+            raise ValueError(f"`{name}` must be 'pre' or 'post'. Received: {name}={value!r}")
     train_texts, y_train = load_texts("train", path=path, shuffle_seed=shuffle_seed)
     test_texts, y_test = load_texts("test", path=path, shuffle_seed=shuffle_seed)
 

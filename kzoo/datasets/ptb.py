@@ -115,6 +115,4 @@ def _find_split_file(data_dir, split):
         candidate = os.path.join(data_dir, name)
         if os.path.isfile(candidate):
             return candidate
-    raise FileNotFoundError(
-        f"Neither ptb.{split}.txt nor ptb.{split}.txt.gz found in {data_dir}"
-    )
+    raise FileNotFoundError(f"Neither ptb.{split}.txt nor ptb.{split}.txt.gz found in {data_dir}")

@@ -13,8 +13,7 @@ from kzoo.datasets._download import fetch, read_text
 CORPORA = {
     "tinyshakespeare": (
         "tinyshakespeare.txt",
-        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
-        "tinyshakespeare/input.txt",
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
         "tinyshakespeare.txt.gz",
     ),
     "nietzsche": (

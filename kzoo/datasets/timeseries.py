@@ -72,9 +72,7 @@ def parse_csv(text, source="<text>"):
         try:
             value = float(row[1])
         except ValueError:
-            raise ValueError(
-                f"{source}, line {line}: value {row[1]!r} is not a number"
-            ) from None
+            raise ValueError(f"{source}, line {line}: value {row[1]!r} is not a number") from None
         if not math.isfinite(value):
             raise ValueError(f"{source}, line {line}: value {row[1]!r} is not finite")
         dates.append(row[0].strip())
@@ -124,6 +122,4 @@ def _check_number(name, value, minimum=None, strict=False):
         bound = ""
         if minimum is not None:
             bound = f" {'>' if strict else '>='} {minimum:g}"
-        raise ValueError(
-            f"`{name}` must be a finite number{bound}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be a finite number{bound}. Received: {name}={value!r}")

@@ -69,9 +69,7 @@ def _shape_of(x):
 
 def _check_units(units, name="units"):
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={units!r}"
-        )
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={units!r}")
     return units
 
 
@@ -93,9 +91,7 @@ class _AttentionBase(keras.layers.Layer):
     def _projected_keys_dim(self):
         raise NotImplementedError
 
-    def _check_shapes(
-        self, query_shape, memory_shape, mask_shape=None, projected_keys_shape=None
-    ):
+    def _check_shapes(self, query_shape, memory_shape, mask_shape=None, projected_keys_shape=None):
         name = type(self).__name__
         if len(query_shape) not in (2, 3):
             raise ValueError(
@@ -124,9 +120,7 @@ class _AttentionBase(keras.layers.Layer):
                 f"{self.name} was built for memory_dim={self.memory_dim} but "
                 f"received a memory of shape {tuple(memory_shape)}."
             )
-        _check_compatible(
-            "mask", mask_shape, "memory[:2]", tuple(memory_shape[:2]), memory_shape
-        )
+        _check_compatible("mask", mask_shape, "memory[:2]", tuple(memory_shape[:2]), memory_shape)
         if projected_keys_shape is not None:
             expected = tuple(memory_shape[:2]) + (self._projected_keys_dim(),)
             _check_compatible(
@@ -277,15 +271,11 @@ class BahdanauAttention(_AttentionBase):
         Salimans, Kingma, "Weight Normalization", NeurIPS 2016.
     """
 
-    def __init__(
-        self, units, normalize=False, kernel_initializer="glorot_uniform", **kwargs
-    ):
+    def __init__(self, units, normalize=False, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.units = _check_units(units)
         if not isinstance(normalize, bool):
-            raise ValueError(
-                f"`normalize` must be a bool. Received: normalize={normalize!r}"
-            )
+            raise ValueError(f"`normalize` must be a bool. Received: normalize={normalize!r}")
         self.normalize = normalize
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
@@ -326,9 +316,7 @@ class BahdanauAttention(_AttentionBase):
     def _score(self, query, projected_keys):
         projected_query = ops.matmul(query, self.query_kernel)  # (b, tq, units)
         # (batch, query_time, time, units)
-        hidden = ops.expand_dims(projected_query, 2) + ops.expand_dims(
-            projected_keys, 1
-        )
+        hidden = ops.expand_dims(projected_query, 2) + ops.expand_dims(projected_keys, 1)
         v = ops.convert_to_tensor(self.score_vector)
         if self.normalize:
             hidden = hidden + self.score_bias
@@ -418,14 +406,11 @@ class LuongAttention(_AttentionBase):
         super().__init__(**kwargs)
         if score not in _LUONG_SCORES:
             raise ValueError(
-                f"`score` must be one of {list(_LUONG_SCORES)}. Received: "
-                f"score={score!r}"
+                f"`score` must be one of {list(_LUONG_SCORES)}. Received: score={score!r}"
             )
         if score == "concat":
             if units is None:
-                raise ValueError(
-                    "`units` is required for score='concat'. Received: units=None"
-                )
+                raise ValueError("`units` is required for score='concat'. Received: units=None")
             _check_units(units)
         elif units is not None:
             raise ValueError(
@@ -446,12 +431,8 @@ class LuongAttention(_AttentionBase):
             return self.query_dim
         return self.units
 
-    def _check_shapes(
-        self, query_shape, memory_shape, mask_shape=None, projected_keys_shape=None
-    ):
-        super()._check_shapes(
-            query_shape, memory_shape, mask_shape, projected_keys_shape
-        )
+    def _check_shapes(self, query_shape, memory_shape, mask_shape=None, projected_keys_shape=None):
+        super()._check_shapes(query_shape, memory_shape, mask_shape, projected_keys_shape)
         if self.score == "dot" and query_shape[-1] != memory_shape[-1]:
             raise ValueError(
                 "LuongAttention(score='dot') needs query_dim == memory_dim. "
@@ -480,9 +461,7 @@ class LuongAttention(_AttentionBase):
                 initializer=self.kernel_initializer,
             )
         if self.scale:
-            self.score_scale = self.add_weight(
-                name="score_scale", shape=(), initializer="ones"
-            )
+            self.score_scale = self.add_weight(name="score_scale", shape=(), initializer="ones")
 
     def project_keys(self, memory):
         """Returns the memory-only part of the score (see `projected_keys`)."""

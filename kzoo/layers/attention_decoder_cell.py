@@ -14,9 +14,7 @@ def _optional_units(value, name):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"`{name}` must be None or a positive integer. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be None or a positive integer. Received: {name}={value!r}")
     return value
 
 
@@ -121,8 +119,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         for name in ("state_size", "output_size"):
             if name not in dir(cell):
                 raise ValueError(
-                    f"`cell` must be a recurrent cell with `{name}`. Received: "
-                    f"cell={cell!r}"
+                    f"`cell` must be a recurrent cell with `{name}`. Received: cell={cell!r}"
                 )
         if "project_keys" not in dir(attention):
             raise ValueError(
@@ -138,9 +135,7 @@ class AttentionDecoderCell(keras.layers.Layer):
                 raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
         self.cell = cell
         self.attention = attention
-        self.attention_layer_size = _optional_units(
-            attention_layer_size, "attention_layer_size"
-        )
+        self.attention_layer_size = _optional_units(attention_layer_size, "attention_layer_size")
         self.input_feeding = input_feeding
         self.alignment_history = alignment_history
         self.memory_dim = _optional_units(memory_dim, "memory_dim")
@@ -188,9 +183,7 @@ class AttentionDecoderCell(keras.layers.Layer):
                 ops.zeros((batch_size, size), dtype=self.compute_dtype)
                 for size in self._inner_state_size()
             ]
-        attentional = ops.zeros(
-            (batch_size, self._attentional_size()), dtype=self.compute_dtype
-        )
+        attentional = ops.zeros((batch_size, self._attentional_size()), dtype=self.compute_dtype)
         return inner + [attentional]
 
     # --- build ------------------------------------------------------------
@@ -201,8 +194,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         from_memory = int(from_memory)
         if value is not None and value != from_memory:
             raise ValueError(
-                f"{self.name} was given {name}={value} but the memory has "
-                f"{name}={from_memory}."
+                f"{self.name} was given {name}={value} but the memory has {name}={from_memory}."
             )
         return from_memory
 
@@ -218,9 +210,7 @@ class AttentionDecoderCell(keras.layers.Layer):
                     f"{self.name} expects a memory of rank 3 (batch, time, "
                     f"memory_dim). Received memory shape {tuple(memory_shape)}."
                 )
-            self.memory_dim = self._resolve(
-                "memory_dim", self.memory_dim, memory_shape[2]
-            )
+            self.memory_dim = self._resolve("memory_dim", self.memory_dim, memory_shape[2])
             if self.alignment_history:
                 # Only the alignment outputs tie the cell to one memory length.
                 self.memory_length = self._resolve(
@@ -245,9 +235,7 @@ class AttentionDecoderCell(keras.layers.Layer):
             self.cell.build((batch, cell_inputs))
         query_dim = self.cell.output_size
         if not self.attention.built:
-            self.attention.build(
-                (batch, query_dim), (batch, self.memory_length, self.memory_dim)
-            )
+            self.attention.build((batch, query_dim), (batch, self.memory_length, self.memory_dim))
         if self.attention_layer_size is not None:
             self.attention_kernel = self.add_weight(
                 name="attention_kernel",
@@ -316,9 +304,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         )
         if self.attention_layer_size is not None:
             attentional = ops.tanh(
-                ops.matmul(
-                    ops.concatenate([query, context], axis=-1), self.attention_kernel
-                )
+                ops.matmul(ops.concatenate([query, context], axis=-1), self.attention_kernel)
             )
         else:
             attentional = context

@@ -167,9 +167,7 @@ class CRF(keras.layers.Layer):
             or not isinstance(num_tags, (int, np.integer))
             or num_tags < 1
         ):
-            raise ValueError(
-                f"`num_tags` must be a positive int. Received: num_tags={num_tags!r}"
-            )
+            raise ValueError(f"`num_tags` must be a positive int. Received: num_tags={num_tags!r}")
         self.num_tags = int(num_tags)
         self.transitions_initializer = keras.initializers.get(transitions_initializer)
         self.boundary_initializer = keras.initializers.get(boundary_initializer)
@@ -214,8 +212,7 @@ class CRF(keras.layers.Layer):
         else:
             m_shape = _static_shape(mask)
             if len(m_shape) != 2 or any(
-                a is not None and b is not None and a != b
-                for a, b in zip(m_shape, e_shape[:2])
+                a is not None and b is not None and a != b for a, b in zip(m_shape, e_shape[:2])
             ):
                 raise ValueError(
                     "CRF mask must have shape (batch, time) = "
@@ -227,8 +224,7 @@ class CRF(keras.layers.Layer):
             return emissions, mask, None
         t_shape = _static_shape(tags)
         if len(t_shape) != 2 or any(
-            a is not None and b is not None and a != b
-            for a, b in zip(t_shape, e_shape[:2])
+            a is not None and b is not None and a != b for a, b in zip(t_shape, e_shape[:2])
         ):
             raise ValueError(
                 f"CRF tags must have shape (batch, time) = {e_shape[:2]} matching "
@@ -275,9 +271,7 @@ class CRF(keras.layers.Layer):
             ops.zeros((batch,), dtype="int32"),
             ops.zeros((batch,), dtype="bool"),
         )
-        (alpha, score, prev, seen), _ = ops.scan(
-            _forward_step, init, (e_tm, y_tm, m_tm) + per_step
-        )
+        (alpha, score, prev, seen), _ = ops.scan(_forward_step, init, (e_tm, y_tm, m_tm) + per_step)
         zero = ops.zeros_like(score)
         log_z = ops.where(seen, ops.logsumexp(alpha + end[None, :], axis=1), zero)
         score = ops.where(seen, score + ops.take(end, prev), zero)
@@ -392,9 +386,7 @@ class CRF(keras.layers.Layer):
                 "transitions_initializer": keras.initializers.serialize(
                     self.transitions_initializer
                 ),
-                "boundary_initializer": keras.initializers.serialize(
-                    self.boundary_initializer
-                ),
+                "boundary_initializer": keras.initializers.serialize(self.boundary_initializer),
                 "transitions_regularizer": keras.regularizers.serialize(
                     self.transitions_regularizer
                 ),
@@ -463,8 +455,7 @@ class CRFTagger(keras.Model):
             raise ValueError(f"`crf` must be a kzoo CRF layer. Received: crf={crf!r}")
         if not callable(backbone):
             raise ValueError(
-                f"`backbone` must be a Keras model or layer. Received: "
-                f"backbone={backbone!r}"
+                f"`backbone` must be a Keras model or layer. Received: backbone={backbone!r}"
             )
         self.backbone = backbone
         self.crf = crf
@@ -498,9 +489,7 @@ class CRFTagger(keras.Model):
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if isinstance(y_pred, (tuple, list)):
             emissions, mask = y_pred
         else:

@@ -29,9 +29,7 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setattr(file_utils, "urlretrieve", refuse)
     monkeypatch.setattr(urllib.request, "urlretrieve", refuse)
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    return types.SimpleNamespace(
-        home=home, datasets=home / "datasets", attempts=attempts
-    )
+    return types.SimpleNamespace(home=home, datasets=home / "datasets", attempts=attempts)
 
 
 @pytest.fixture

@@ -85,9 +85,7 @@ def _entities(sentences, kind):
         ("test", 3453, 46435, 1617, 1661, 1668, 702),
     ],
 )
-def test_shared_copy(
-    offline, shared_env, split, sentences, tokens, per, org, loc, misc
-):
+def test_shared_copy(offline, shared_env, split, sentences, tokens, per, org, loc, misc):
     data = conll2003.load_split(split)
     assert len(data) == sentences
     assert sum(len(s.tokens) for s in data) == tokens

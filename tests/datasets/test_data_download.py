@@ -109,10 +109,7 @@ def test_extracts_seeded_archive_once(offline, data_dir, monkeypatch):
         raise AssertionError("get_file called although extraction was complete")
 
     monkeypatch.setattr(keras.utils, "get_file", fail)
-    assert (
-        fetch("pack_v1.tar.gz", ORIGIN, local_name="pack_v1.tar.gz", extract=True)
-        == out
-    )
+    assert fetch("pack_v1.tar.gz", ORIGIN, local_name="pack_v1.tar.gz", extract=True) == out
 
 
 def test_redoes_an_interrupted_extraction(offline, data_dir):

@@ -92,9 +92,7 @@ def test_load_texts_unsup_and_shuffle(seeded):
     assert texts == TRAIN_TEXTS + ["unlabelled text", "more unlabelled text"]
     np.testing.assert_array_equal(labels, TRAIN_LABELS + [-1, -1])
 
-    shuffled, shuffled_labels = imdb.load_texts(
-        "train", include_unsup=True, shuffle_seed=7
-    )
+    shuffled, shuffled_labels = imdb.load_texts("train", include_unsup=True, shuffle_seed=7)
     order = np.random.default_rng(7).permutation(len(texts))
     assert shuffled == [texts[i] for i in order]
     np.testing.assert_array_equal(shuffled_labels, labels[order])
@@ -125,8 +123,7 @@ def test_load_data_matches_reference(seeded):
         (TEST_TEXTS, x_test, y_test, [0, 1]),
     ):
         expected = [
-            reference_pad([index.get(w, 1) for w in _words(t)], 5, "post", "post")
-            for t in texts
+            reference_pad([index.get(w, 1) for w in _words(t)], 5, "post", "post") for t in texts
         ]
         assert x.dtype == np.int32 and x.shape == (len(texts), 5)
         np.testing.assert_array_equal(x, expected)

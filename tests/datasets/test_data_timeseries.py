@@ -74,9 +74,7 @@ def test_sine_wave_matches_reference():
     np.testing.assert_array_equal(
         timeseries.sine_wave(50, seed=1), timeseries.sine_wave(50, seed=1)
     )
-    assert not np.array_equal(
-        timeseries.sine_wave(50, seed=1), timeseries.sine_wave(50, seed=2)
-    )
+    assert not np.array_equal(timeseries.sine_wave(50, seed=1), timeseries.sine_wave(50, seed=2))
 
 
 @pytest.mark.parametrize(

@@ -79,9 +79,7 @@ def test_masked_softmax_ignores_huge_masked_scores_and_accepts_01_masks():
 
 def test_masked_softmax_without_mask_is_softmax():
     scores = _rand(B, T)
-    np.testing.assert_allclose(
-        _np(masked_softmax(scores)), masked_softmax_ref(scores), atol=ATOL
-    )
+    np.testing.assert_allclose(_np(masked_softmax(scores)), masked_softmax_ref(scores), atol=ATOL)
 
 
 # --- Bahdanau -----------------------------------------------------------------
@@ -295,9 +293,7 @@ def _config_round_trip(layer, query_dim):
     np.testing.assert_allclose(_np(c), _np(context), atol=ATOL)
     np.testing.assert_allclose(_np(w), _np(weights), atol=ATOL)
     # Registered under the "kzoo" package for deserialization by name.
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer)
     assert restored.get_config() == config
 
@@ -306,9 +302,7 @@ def test_functional_model_shapes_and_keras_file_round_trip(tmp_path):
     query_in = keras.Input((3, HQ))
     memory_in = keras.Input((T, HK))
     mask_in = keras.Input((T,), dtype="bool")
-    context, weights = BahdanauAttention(UNITS, normalize=True)(
-        query_in, memory_in, mask=mask_in
-    )
+    context, weights = BahdanauAttention(UNITS, normalize=True)(query_in, memory_in, mask=mask_in)
     assert tuple(context.shape) == (None, 3, HK)
     assert tuple(weights.shape) == (None, 3, T)
     model = keras.Model([query_in, memory_in, mask_in], [context, weights])

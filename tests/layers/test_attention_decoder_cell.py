@@ -86,9 +86,7 @@ def _check_against_reference(attention, attention_layer_size, input_feeding):
     cell.set_weights([_rand(*w.shape, scale=0.5) for w in cell.get_weights()])
     outputs, states = _run(cell, inputs, memory, MASK)
     lstm = [_np(w) for w in cell.cell.weights]
-    attention_kernel = (
-        None if attention_layer_size is None else _np(cell.attention_kernel)
-    )
+    attention_kernel = None if attention_layer_size is None else _np(cell.attention_kernel)
     ref_outputs, _, (h, c, attentional) = attention_decoder_ref(
         inputs,
         memory,
@@ -242,9 +240,7 @@ def test_config_round_trip():
     clone.set_weights(cell.get_weights())
     again, _ = _run(clone, inputs, memory, MASK)
     np.testing.assert_allclose(again, outputs, atol=ATOL)
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(cell)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cell))
     assert type(restored) is AttentionDecoderCell
     assert restored.get_config() == config
 
@@ -268,9 +264,7 @@ def test_errors():
     cases = [
         (lambda: AttentionDecoderCell("lstm", LuongAttention()), "cell"),
         (
-            lambda: AttentionDecoderCell(
-                keras.layers.LSTMCell(2), keras.layers.Dense(2)
-            ),
+            lambda: AttentionDecoderCell(keras.layers.LSTMCell(2), keras.layers.Dense(2)),
             "attention",
         ),
         (

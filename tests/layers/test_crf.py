@@ -56,8 +56,7 @@ def test_path_score_and_log_partition_match_enumeration():
     tags = rng.integers(0, 3, size=(16, 4))
     params = _params(crf)
     score = [
-        crf_ref.path_score(e[b][m], list(tags[b][m]), *params)
-        for b, m in enumerate(ALL_MASKS)
+        crf_ref.path_score(e[b][m], list(tags[b][m]), *params) for b, m in enumerate(ALL_MASKS)
     ]
     log_z = np.array(score) - crf_ref.log_likelihood(e, tags, ALL_MASKS, *params)
     np.testing.assert_allclose(_np(crf.path_score(e, tags, ALL_MASKS)), score, **TOL)
@@ -223,9 +222,7 @@ def test_config_round_trip():
     assert clone.num_tags == 4 and clone.name == "my_crf"
     clone.build((None, None, 4))
     np.testing.assert_allclose(_np(clone.start_scores), np.ones(4))
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(crf)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(crf))
     assert isinstance(restored, CRF) and restored.get_config() == config
 
 

@@ -97,9 +97,7 @@ def _random_tags(rng, n_seq):
 
 
 def test_matches_seqeval_on_random_sequences():
-    pytest.importorskip(
-        "seqeval", reason="seqeval is not installed; the cross-check needs it"
-    )
+    pytest.importorskip("seqeval", reason="seqeval is not installed; the cross-check needs it")
     from seqeval.metrics import classification_report
     from seqeval.metrics.sequence_labeling import get_entities
 
@@ -130,13 +128,13 @@ def test_matches_seqeval_on_random_sequences():
                 ("f1", "f1-score"),
                 ("support", "support"),
             ):
-                assert ours["per_type"][t][ours_key] == pytest.approx(
-                    theirs[t][their_key]
-                ), (trial, t, ours_key)
+                assert ours["per_type"][t][ours_key] == pytest.approx(theirs[t][their_key]), (
+                    trial,
+                    t,
+                    ours_key,
+                )
 
 
 def _random_tags_like(rng, seqs):
-    vocab = ["O"] + [
-        f"{p}-{t}" for t in ("PER", "ORG", "LOC", "MISC") for p in ("B", "I")
-    ]
+    vocab = ["O"] + [f"{p}-{t}" for t in ("PER", "ORG", "LOC", "MISC") for p in ("B", "I")]
     return [[vocab[i] for i in rng.integers(0, len(vocab), size=len(s))] for s in seqs]

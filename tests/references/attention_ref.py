@@ -140,9 +140,7 @@ def attention_decoder_ref(
         if attention_kernel is None:
             attentional = context
         else:
-            attentional = np.tanh(
-                np.concatenate([h, context], axis=-1) @ _f64(attention_kernel)
-            )
+            attentional = np.tanh(np.concatenate([h, context], axis=-1) @ _f64(attention_kernel))
         outputs.append(attentional)
         alignments.append(weights)
     return np.stack(outputs, 1), np.stack(alignments, 1), (h, c, attentional)
