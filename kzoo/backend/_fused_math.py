@@ -224,7 +224,8 @@ def cell_math(spec):
 
 
 def _flat(t):
-    return ops.reshape(t, (-1, t.shape[-1]))
+    width = t.shape[-1] if t.shape[-1] is not None else ops.shape(t)[-1]
+    return ops.reshape(t, (-1, width))
 
 
 def _matmul_t(a, b):
