@@ -2,7 +2,8 @@
 
 Trains a `kzoo.models.TextClassifier` (a bidirectional GRU by default) on the
 25,000 IMDB training reviews, with a validation split taken from them (never
-from the test set), evaluates on the 25,000 test reviews and saves a
+from the test set; the last 10% of review ids of each class, i.e. other movies
+than the training part), evaluates on the 25,000 test reviews and saves a
 `kzoo.models.TextPipeline` (vocabulary included) that predicts from raw text on
 every Keras backend:
 
@@ -275,7 +276,8 @@ or `python -m kzoo predict saved_models/{name}.keras "This movie was wonderful"`
 
 - **Data:** IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011). Trained on
   {results["train_size"]:,} of the 25,000 training reviews, {results["val_size"]:,}
-  held out for validation (early stopping); tested on {results["test_size"]:,} test reviews.
+  held out for validation (the last 10% of review ids of each class: other movies than
+  the training part, since a movie's reviews have consecutive ids); tested on {results["test_size"]:,} test reviews.
 - **Test accuracy:** {results["test_accuracy"] * 100:.2f}% ({results["test_size"]:,} test
   reviews, threshold 0.5, measured through `predict` on the raw texts).
 - **Command:** `{command}`
