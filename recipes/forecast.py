@@ -309,9 +309,11 @@ def write_card(path, name, metrics):
         f"{cfg['num_covariates']} calendar covariates) trained by `recipes/forecast.py"
         f"{' --quick' if metrics['quick'] else ''}` on the {metrics['backend']} backend.",
         "",
-        f"Split (time-step indices): train {metrics['train_steps']}, validation "
-        f"{metrics['validation_steps']}, test {metrics['test_steps']}; the scaler "
-        f"{cfg['scaler']} was fitted on the training period.",
+        "Split (time-step indices, end excluded): train [{}, {}), validation [{}, {}), "
+        "test [{}, {}); the scaler ".format(
+            *metrics["train_steps"], *metrics["validation_steps"], *metrics["test_steps"]
+        )
+        + f"{cfg['scaler']} was fitted on the training period.",
         f"Training: {metrics['epochs_run']} epochs, {metrics['train_seconds']} s"
         + (
             ""

@@ -10,11 +10,13 @@ CoNLL-2003 definition (exact span and type), overall and per type.
         --time-budget-minutes 22
     python recipes/ner.py --quick               # CI smoke run
     python recipes/ner.py --decoder softmax     # per-token softmax instead of the CRF
+    KERAS_BACKEND=torch python recipes/ner.py --evaluate   # score the saved model
 
 Artifacts in `--output-dir` (default `saved_models/`): `ner_<decoder>.keras`
 (the model with its vocabularies: `load_model(...).predict(["EU rejects ..."])`
-tags raw text), `ner_<decoder>_<backend>.json` (scores, timings) and
-`ner_<decoder>.md` (model card).
+tags raw text), `ner_<decoder>_<backend>.json` (scores, timings),
+`ner_<decoder>.md` (model card) and, from `--evaluate`,
+`ner_<decoder>_eval_<backend>.json`.
 """
 
 import argparse
@@ -98,8 +100,37 @@ def scores(tagger, tokens, tags, batch_size):
     return result
 
 
+def evaluate_saved(args):
+    """Scores a saved tagger on valid and test with the current backend."""
+    name = f"ner_{args.decoder}"
+    start = time.perf_counter()
+    tagger = keras.saving.load_model(os.path.join(args.output_dir, f"{name}.keras"))
+    load_seconds = time.perf_counter() - start
+    data = load_data(quick=False)
+    metrics = {
+        "backend": keras.backend.backend(),
+        "model": f"{name}.keras",
+        "load_seconds": round(load_seconds, 2),
+        "valid": scores(tagger, *data["valid"], TRAIN["batch_size"]),
+        "test": scores(tagger, *data["test"], TRAIN["batch_size"]),
+        "sample": {"sentence": SAMPLE, "tags": tagger.predict([SAMPLE])[0]},
+    }
+    with open(os.path.join(args.output_dir, f"{name}_eval_{metrics['backend']}.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    test = metrics["test"]
+    print(
+        f"[ner {args.decoder} | {metrics['backend']}] saved model: test P {test['precision']:.4f} "
+        f"R {test['recall']:.4f} F1 {test['f1']:.4f}; tagged {len(data['test'][0])} test "
+        f"sentences in {test['tagging_seconds']} s",
+        flush=True,
+    )
+    return metrics
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.evaluate:
+        return evaluate_saved(args)
     start = time.perf_counter()
     deadline = None
     if args.time_budget_minutes is not None:
@@ -179,11 +210,18 @@ def main(argv=None):
     return metrics
 
 
+def save_without_optimizer(tagger, path):
+    """Saves an uncompiled copy: the Adam moments would triple the file size."""
+    copy = SequenceTagger.from_config(tagger.get_config())
+    copy.set_weights(tagger.get_weights())
+    copy.save(path)
+
+
 def save(tagger, metrics, args):
     out = args.output_dir
     os.makedirs(out, exist_ok=True)
     name = f"ner_{args.decoder}"
-    tagger.save(os.path.join(out, f"{name}.keras"))
+    save_without_optimizer(tagger, os.path.join(out, f"{name}.keras"))
     with open(os.path.join(out, f"{name}_{metrics['backend']}.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     test = metrics["test"]
@@ -245,6 +283,11 @@ def parse_args(argv=None):
         type=float,
         default=None,
         help="stop training cleanly (after the current batch) once this much time has passed",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="only score the saved model in --output-dir on valid and test (any backend)",
     )
     parser.add_argument(
         "--max-train-sentences",

@@ -4,7 +4,7 @@
 character vocabularies and its tag set, so a saved `.keras` file tags raw
 sentences after loading, on any backend:
 
-    tagger = keras.saving.load_model("saved_models/ner_bilstm_crf.keras")
+    tagger = keras.saving.load_model("saved_models/ner_crf.keras")
     tagger.predict(["EU rejects German call to boycott British lamb ."])
     # [['B-ORG', 'O', 'B-MISC', 'O', 'O', 'O', 'B-MISC', 'O', 'O']]
 
