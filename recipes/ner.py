@@ -7,7 +7,7 @@ reports entity-level precision / recall / F1 on the test split with the
 CoNLL-2003 definition (exact span and type), overall and per type.
 
     KZOO_DATA_DIR=/work/shared/data KERAS_BACKEND=jax python recipes/ner.py \\
-        --time-budget-minutes 22
+        --time-budget-minutes 25
     python recipes/ner.py --quick               # CI smoke run
     python recipes/ner.py --decoder softmax     # per-token softmax instead of the CRF
     KERAS_BACKEND=torch python recipes/ner.py --evaluate   # score the saved model
@@ -48,9 +48,10 @@ MODEL = dict(
     lstm_units=100,
     num_layers=1,
     dropout=0.5,
+    word_dropout=0.1,
     buckets=(8, 16, 32, 64, 128),
 )
-TRAIN = dict(epochs=30, batch_size=32, learning_rate=2e-3, clipnorm=5.0, min_count=2)
+TRAIN = dict(epochs=30, batch_size=32, learning_rate=2e-3, clipnorm=5.0, min_count=2, patience=None)
 # Quick: a tiny model on short sentences, one bucket (one compiled shape).
 QUICK_MODEL = dict(
     word_dim=16,
@@ -138,7 +139,13 @@ def main(argv=None):
     data = load_data(args.quick, args.max_train_sentences)
     train_tokens, train_tags = data["train"]
     model_args = {**MODEL, **(QUICK_MODEL if args.quick else {})}
-    words, chars = SequenceTagger.build_vocabularies(train_tokens, min_count=TRAIN["min_count"])
+    if args.word_dropout is not None:
+        model_args["word_dropout"] = args.word_dropout
+    if args.lstm_units is not None:
+        model_args["lstm_units"] = args.lstm_units
+    min_count = TRAIN["min_count"] if args.min_count is None else args.min_count
+    patience = TRAIN["patience"] if args.patience is None else args.patience
+    words, chars = SequenceTagger.build_vocabularies(train_tokens, min_count=min_count)
     keras.utils.set_random_seed(SEED)
     tagger = SequenceTagger(
         words,
@@ -175,7 +182,7 @@ def main(argv=None):
         if valid["f1"] > best_f1:
             best_f1, best_epoch = valid["f1"], epoch
             best_weights = tagger.get_weights()
-        if budget.stopped:
+        if budget.stopped or (patience is not None and epoch - best_epoch >= patience):
             break
     tagger.set_weights(best_weights)
 
@@ -188,6 +195,12 @@ def main(argv=None):
         "sentences": {name: len(data[name][0]) for name in data},
         "vocabulary": {"words": len(words), "chars": len(chars)},
         "parameters": tagger.count_params(),
+        "settings": {
+            "model": model_args,
+            "min_count": min_count,
+            "patience": patience,
+            "learning_rate": learning_rate,
+        },
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         "stopped_by_time_budget": budget.stopped,
@@ -283,6 +296,25 @@ def parse_args(argv=None):
         type=float,
         default=None,
         help="stop training cleanly (after the current batch) once this much time has passed",
+    )
+    parser.add_argument(
+        "--word-dropout",
+        type=float,
+        default=None,
+        help="probability of replacing a training word by the unknown id (default: MODEL)",
+    )
+    parser.add_argument("--lstm-units", type=int, default=None, help="BiLSTM units per direction")
+    parser.add_argument(
+        "--min-count",
+        type=int,
+        default=None,
+        help="minimum training count of a word in the vocabulary",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many epochs without a better valid F1",
     )
     parser.add_argument(
         "--evaluate",

@@ -14,6 +14,20 @@ from kzoo.layers.rnn import RNN
 from kzoo.layers.stacked_cells import state_sizes
 
 
+def structured_inputs(model, flat):
+    """Arranges arrays given in `model.inputs` order as the model's call expects.
+
+    A functional model built on a dict (or nested list) of `keras.Input`s
+    lists its inputs flattened (dict keys sorted) in `model.inputs`, but its
+    call needs the original structure.
+    """
+    flat = list(flat)
+    struct = getattr(model, "_inputs_struct", None)
+    if struct is None or len(keras.tree.flatten(struct)) != len(flat):
+        return flat[0] if len(flat) == 1 else flat
+    return keras.tree.pack_sequence_as(struct, flat)
+
+
 def identifier(text):
     """`text` with every character that is not a letter, digit or `_` replaced."""
     return re.sub(r"\W", "_", str(text)).strip("_") or "x"

@@ -26,7 +26,14 @@ import tensorflow as tf
 
 import kzoo.backend as kzoo_backend
 from kzoo.backend.reference import step_with_mask
-from kzoo.export._layout import fusable, identifier, recurrent_layers, streaming_layout, unique
+from kzoo.export._layout import (
+    fusable,
+    identifier,
+    recurrent_layers,
+    streaming_layout,
+    structured_inputs,
+    unique,
+)
 
 # Input value of the extra "reset" feature at the leading reset step. With
 # weights equal to the largest kernel entry of each unit, the input and
@@ -116,6 +123,10 @@ def _fused_call(layer, original):
                 constants=constants,
             )
         x = tf.convert_to_tensor(sequences)  # (batch, time, features)
+        # The feature width can be unknown in the graph (e.g. after a
+        # reshape); the cell's kernel fixes it, and the fused op needs it.
+        features = int(cell.kernel.shape[0])
+        x = tf.reshape(x, (batch, -1, features))  # a RESHAPE op; no shape assertion op
         if mask is not None:
             mask = tf.cast(mask, tf.bool)
         if layer.go_backwards:
@@ -127,7 +138,6 @@ def _fused_call(layer, original):
             order = tf.math.top_k(key, k=steps).indices  # valid steps first, in order
             x = tf.gather(x, order, batch_dims=1)
         kernel, reset_value = _reset_weights(cell)
-        features = x.shape[-1]
         x = tf.concat([x, tf.zeros_like(x[:, :, :1])], axis=-1)  # (batch, time, features + 1)
         reset_step = tf.concat(
             [tf.zeros((batch, 1, features), x.dtype), tf.fill((batch, 1, 1), reset_value)],
@@ -252,8 +262,7 @@ def input_specs(model, batch_size=None, time_steps=None):
 
 
 def _call_model(model, args):
-    inputs = args[0] if len(args) == 1 else list(args)
-    outputs = model(inputs, training=False)
+    outputs = model(structured_inputs(model, args), training=False)
     return {f"output_{i}": y for i, y in enumerate(keras.tree.flatten(outputs))}
 
 

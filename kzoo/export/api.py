@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from kzoo.backend import BACKEND
-from kzoo.export._layout import fusable, recurrent_layers, streaming_layout
+from kzoo.export._layout import fusable, recurrent_layers, streaming_layout, structured_inputs
 
 FORMATS = ("tf_saved_model", "litert", "onnx")
 RECURRENT_MODES = ("auto", "fused", "loop", "unroll")
@@ -273,7 +273,7 @@ def make_sample_inputs(model, rows, steps, seed=0):
 
 
 def _keras_outputs(model, inputs):
-    outputs = model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+    outputs = model(structured_inputs(model, inputs), training=False)
     return [np.asarray(keras.ops.convert_to_numpy(y)) for y in keras.tree.flatten(outputs)]
 
 

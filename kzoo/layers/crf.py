@@ -59,12 +59,26 @@ def _forward_step(carry, xs):
     return new_carry, new_carry
 
 
+def first_argmax(x, axis):
+    """`ops.argmax` (first maximum) from max/compare/min only.
+
+    Keras's TensorFlow argmax adds bitwise ops that LiteRT has no builtin
+    kernel for; this form converts to builtin ops and picks the same index.
+    """
+    size = x.shape[axis] if x.shape[axis] is not None else ops.shape(x)[axis]
+    shape = [1] * len(x.shape)
+    shape[axis] = -1
+    index = ops.reshape(ops.arange(size, dtype="int32"), shape)
+    is_best = ops.equal(x, ops.max(x, axis=axis, keepdims=True))
+    return ops.min(ops.where(is_best, index, size), axis=axis)
+
+
 def _viterbi_step(carry, xs):
     """Viterbi max-product recursion with back-pointers, one time step."""
     delta, seen, _ = carry
     e_t, m_t, trans, start, identity = xs
     cand = delta[:, :, None] + trans[None]  # (batch, from, to)
-    best_prev = ops.cast(ops.argmax(cand, axis=1), "int32")
+    best_prev = first_argmax(cand, axis=1)
     recur = ops.max(cand, axis=1) + e_t
     first = start[None, :] + e_t
     new_delta = ops.where(m_t[:, None], ops.where(seen[:, None], recur, first), delta)
@@ -344,7 +358,7 @@ class CRF(keras.layers.Layer):
             _viterbi_step, init, (e_tm, m_tm) + per_step
         )  # pointers: (time, batch, K)
         final = delta + end[None, :]
-        last = ops.cast(ops.argmax(final, axis=1), "int32")
+        last = first_argmax(final, axis=1)
         _, (_, tags_tm) = ops.scan(
             _backtrack_step,
             (last, ops.zeros_like(last)),

@@ -10,7 +10,11 @@ from kzoo.models.pooling import (
     GlobalMaskedMaxPooling1D,
 )
 from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq
-from kzoo.models.sequence_tagger import CharacterEncoder, SequenceTagger
+from kzoo.models.sequence_tagger import (
+    CharacterEncoder,
+    SequenceTagger,
+    UnknownWordDropout,
+)
 from kzoo.models.text_classifier import TextClassifier
 from kzoo.models.text_pipeline import TextPipeline
 from kzoo.models.tokenizer import WordTokenizer
@@ -29,6 +33,7 @@ __all__ = [
     "TextClassifier",
     "TextPipeline",
     "TiedEmbedding",
+    "UnknownWordDropout",
     "WordTokenizer",
     "gnmt_length_penalty",
     "greedy_search",

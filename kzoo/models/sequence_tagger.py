@@ -26,7 +26,7 @@ from keras import ops
 
 from kzoo.api import kzoo_export
 from kzoo.layers import LSTM, Bidirectional, StackedRNN
-from kzoo.layers.crf import CRF
+from kzoo.layers.crf import CRF, first_argmax
 
 PAD, UNK = 0, 1  # reserved ids of the word and character vocabularies
 DECODERS = ("softmax", "crf")
@@ -189,6 +189,61 @@ class CharacterEncoder(keras.layers.Layer):
         }
 
 
+@kzoo_export
+class UnknownWordDropout(keras.layers.Layer):
+    """Replaces word ids by the unknown id with probability `rate` in training.
+
+    The model sees the unknown id on words it knows, so it learns to tag
+    unknown words (frequent in test text) from their characters and casing.
+    Padding ids stay padding; at inference the ids pass unchanged.
+
+    Args:
+        rate: float in [0, 1), the replacement probability per token.
+        unknown_id: int, the id that replaces a word.
+        seed: optional int seed.
+
+    Call arguments:
+        word_ids: int tensor of any shape.
+        training: bool.
+
+    Example:
+
+    >>> drop = UnknownWordDropout(0.1)
+    >>> drop(np.array([[5, 7, 0]]), training=True).shape
+    (1, 3)
+
+    Reference:
+        Lample et al., "Neural Architectures for Named Entity Recognition",
+        NAACL 2016 (replacing training words by the unknown token).
+    """
+
+    def __init__(self, rate, unknown_id=UNK, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _check_rate(rate, "rate")
+        self.unknown_id = int(unknown_id)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def call(self, word_ids, training=False):
+        if not training or self.rate == 0.0:
+            return word_ids
+        coins = keras.random.uniform(ops.shape(word_ids), seed=self.seed_generator)
+        replace = ops.logical_and(coins < self.rate, ops.greater(word_ids, self.unknown_id))
+        return ops.where(replace, ops.cast(self.unknown_id, word_ids.dtype), word_ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "unknown_id": self.unknown_id,
+            "seed": self.seed,
+        }
+
+
 class TaggingBatches(keras.utils.PyDataset):
     """Length-bucketed batches of encoded sentences for `fit`/`predict`.
 
@@ -314,6 +369,8 @@ class SequenceTagger(keras.Model):
         num_layers: number of BiLSTM layers.
         dropout: dropout on the token features, between BiLSTM layers and
             before the output layer, in [0, 1).
+        word_dropout: probability in [0, 1) of replacing a training word by
+            the unknown id (see `UnknownWordDropout`); 0 = off.
         decoder: `"crf"` or `"softmax"`.
         lowercase: lower-case words before the vocabulary lookup (the
             characters and casing keep the case).
@@ -361,6 +418,7 @@ class SequenceTagger(keras.Model):
         lstm_units=100,
         num_layers=1,
         dropout=0.5,
+        word_dropout=0.0,
         decoder="crf",
         lowercase=True,
         normalize_digits=True,
@@ -401,15 +459,19 @@ class SequenceTagger(keras.Model):
         ):
             _check_positive(value, name)
         dropout = _check_rate(dropout, "dropout")
+        word_dropout = _check_rate(word_dropout, "word_dropout")
         num_tags = len(tags)
 
         words = keras.Input((None,), dtype="int32", name="words")
         chars = keras.Input((None, max_word_length), dtype="int32", name="chars")
         casing = keras.Input((None,), dtype="int32", name="casing")
+        word_ids = words
+        if word_dropout:
+            word_ids = UnknownWordDropout(word_dropout, seed=seed, name="word_dropout")(words)
         features = [
             keras.layers.Embedding(
                 len(word_vocabulary) + 2, word_dim, mask_zero=True, name="word_embedding"
-            )(words)  # (batch, time, word_dim), carries the padding mask
+            )(word_ids)  # (batch, time, word_dim), carries the padding mask
         ]
         if char_encoder is not None:
             features.append(
@@ -463,6 +525,7 @@ class SequenceTagger(keras.Model):
         self.lstm_units = lstm_units
         self.num_layers = num_layers
         self.dropout = dropout
+        self.word_dropout = word_dropout
         self.decoder_type = decoder
         self.lowercase = lowercase
         self.normalize_digits = normalize_digits
@@ -639,7 +702,7 @@ class SequenceTagger(keras.Model):
             if self.decoder_type == "crf":
                 tags = self.crf(emissions, mask=mask)
             else:
-                tags = ops.cast(ops.argmax(emissions, axis=-1), "int32")
+                tags = first_argmax(emissions, axis=-1)
             tags = ops.where(mask, tags, -1)
             self._inference.decoders[length] = keras.Model(inputs, tags, name=f"decoder_{length}")
         return self._inference.decoders[length]
@@ -709,6 +772,7 @@ class SequenceTagger(keras.Model):
             "lstm_units": self.lstm_units,
             "num_layers": self.num_layers,
             "dropout": self.dropout,
+            "word_dropout": self.word_dropout,
             "decoder": self.decoder_type,
             "lowercase": self.lowercase,
             "normalize_digits": self.normalize_digits,

@@ -89,3 +89,27 @@ def test_streaming_litert_from_this_backend(tmp_path):
         chunks.append(out["output_0"])
     expected = keras.ops.convert_to_numpy(model(ids))
     np.testing.assert_allclose(np.concatenate(chunks, 1), expected, atol=FLOAT_ATOL, rtol=0)
+
+
+def test_dict_input_tagger_from_this_backend(tmp_path):
+    """A SequenceTagger (dict of three inputs, char CNN, BiLSTM) through the subprocess."""
+    from kzoo.models import SequenceTagger
+
+    tokens = ["EU rejects German call".split(), "Peter Blackburn".split()]
+    words, chars = SequenceTagger.build_vocabularies(tokens)
+    keras.utils.set_random_seed(0)
+    tagger = SequenceTagger(
+        words, ["O", "B-PER", "I-PER"], chars, word_dim=4, char_dim=3, char_units=3,
+        max_word_length=5, lstm_units=4, decoder="crf", seed=0,
+    )  # fmt: skip
+    tagger = models.randomize(tagger, seed=16, scale=0.4)
+    report = kzoo.export(tagger, str(tmp_path / "tagger.tflite"))
+    assert "subprocess" in report.route
+    assert sorted(report.inputs) == ["casing", "chars", "words"]
+    assert report.ops.get("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2
+    assert kzoo.export.non_builtin_ops(report.ops) == []
+    assert report.max_abs_diff <= FLOAT_ATOL
+    encoded = tagger.encode(tokens, length=6)
+    got = kzoo.export.run_litert(report.path, {k: v[:1] for k, v in encoded.items()})
+    expected = keras.ops.convert_to_numpy(tagger({k: v[:1] for k, v in encoded.items()}))
+    np.testing.assert_allclose(got["output_0"], expected, atol=FLOAT_ATOL, rtol=0)

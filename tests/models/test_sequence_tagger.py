@@ -239,3 +239,31 @@ def test_bad_arguments(trained):
         tagger.predict(["Paris", "   "])
     with pytest.raises(ValueError, match="3 tokens but 2 tags"):
         tagger.batches([["a", "b", "c"]], [["O", "O"]])
+
+
+def test_unknown_word_dropout_replaces_words_only_in_training():
+    from kzoo.models import UnknownWordDropout
+
+    ids = np.random.default_rng(0).integers(2, 50, (64, 50)).astype("int32")
+    ids[:, 40:] = 0  # padding
+    ids[:, 0] = 1  # already unknown
+    layer = UnknownWordDropout(0.25, seed=3)
+    np.testing.assert_array_equal(numpy(layer(ids)), ids)  # inference: unchanged
+    dropped = numpy(layer(ids, training=True))
+    changed = dropped != ids
+    assert np.all(dropped[changed] == 1)  # replaced by the unknown id only
+    assert not changed[:, 40:].any() and not changed[:, 0].any()
+    assert 0.2 < changed[:, 1:40].mean() < 0.3
+    clone = UnknownWordDropout.from_config(layer.get_config())
+    assert clone.rate == 0.25 and clone.unknown_id == 1
+
+
+def test_word_dropout_is_saved_with_the_tagger(tmp_path):
+    tagger = make_tagger(word_dropout=0.2)
+    assert tagger.get_layer("word_dropout").rate == 0.2
+    path = str(tmp_path / "tagger.keras")
+    tagger.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.word_dropout == 0.2
+    with pytest.raises(ValueError, match="word_dropout"):
+        make_tagger(word_dropout=1.0)

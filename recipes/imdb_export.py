@@ -1,0 +1,154 @@
+"""IMDB classifier to LiteRT: accuracy of the float and int8 `.tflite` files.
+
+Loads a saved IMDB `TextPipeline` (default `saved_models/imdb_bigru.keras`),
+exports its id-level classifier with `kzoo.export` to a float LiteRT file and
+to a dynamic-range int8 one, and scores Keras, float LiteRT and int8 LiteRT
+on the same IMDB test reviews (tokenized once by the pipeline's own
+tokenizer), with the stock `ai_edge_litert` interpreter:
+
+    KZOO_DATA_DIR=../shared/data KERAS_BACKEND=tensorflow python recipes/imdb_export.py
+    python recipes/imdb_export.py --limit 500          # a quick look
+
+Prints a table (accuracy, agreement with Keras, largest probability change,
+file size) and writes it as `<output-dir>/imdb_export_<backend>.json`. Under
+JAX or PyTorch the export runs through kzoo's TensorFlow subprocess route.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # run as a script: make `kzoo` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kzoo  # noqa: E402
+import kzoo.export  # noqa: E402
+from kzoo.datasets.imdb import load_texts  # noqa: E402
+from kzoo.models import WordTokenizer  # noqa: E402
+
+
+def batches_by_length(sequences, batch_size, width):
+    """Row indices grouped by length, each group padded to a multiple of `width`."""
+    order = np.argsort([len(s) for s in sequences], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        longest = max([len(sequences[i]) for i in rows] + [1])
+        yield rows, -(-longest // width) * width
+
+
+def litert_probabilities(path, sequences, batch_size, width):
+    """Positive-class probabilities of a static-batch LiteRT classifier."""
+    interpreter = kzoo.export.litert_interpreter(path)
+    result = np.zeros(len(sequences), "float32")
+    for rows, length in batches_by_length(sequences, batch_size, width):
+        ids = np.zeros((batch_size, length), "int32")  # padding rows fill the static batch
+        ids[: len(rows)] = WordTokenizer.pad([sequences[i] for i in rows], length)
+        outputs = kzoo.export.run_litert(path, {"token_ids": ids}, interpreter=interpreter)
+        result[rows] = outputs["output_0"][: len(rows), 0]
+    return result
+
+
+def score(name, probabilities, labels, reference, size_bytes, seconds):
+    predicted = (probabilities > 0.5).astype("int32")
+    return {
+        "model": name,
+        "accuracy": float(np.mean(predicted == labels)),
+        "agreement_with_keras": float(np.mean(predicted == (reference > 0.5))),
+        "max_abs_probability_change": float(np.abs(probabilities - reference).max()),
+        "size_bytes": size_bytes,
+        "seconds": round(seconds, 1),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    pipeline = kzoo.models.load(args.model)
+    texts, labels = load_texts("test")
+    if args.limit:
+        keep = np.random.default_rng(0).permutation(len(texts))[: args.limit]
+        texts, labels = [texts[i] for i in keep], labels[keep]
+    sequences = pipeline.tokenizer.encode(texts)
+    width = pipeline.bucket_width
+
+    start = time.perf_counter()
+    reference = pipeline.predict_ids(sequences, batch_size=args.batch_size)[:, 0]
+    keras_seconds = time.perf_counter() - start
+    rows = [
+        score(
+            f"Keras ({keras.backend.backend()})",
+            reference,
+            labels,
+            reference,
+            os.path.getsize(args.model),
+            keras_seconds,
+        )
+    ]
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    targets = [
+        {"path": os.path.join(args.output_dir, "imdb_float.tflite")},
+        {"path": os.path.join(args.output_dir, "imdb_int8.tflite"), "quantize": "dynamic"},
+    ]
+    reports = kzoo.export.export_many(
+        pipeline.classifier, targets, batch_size=args.batch_size, max_length=None
+    )
+    for report, name in zip(reports, ("LiteRT float32", "LiteRT int8 (dynamic range)")):
+        print(report.summary(), flush=True)
+        start = time.perf_counter()
+        probabilities = litert_probabilities(report.path, sequences, args.batch_size, width)
+        rows.append(
+            score(
+                name,
+                probabilities,
+                labels,
+                reference,
+                report.size_bytes,
+                time.perf_counter() - start,
+            )
+        )
+
+    result = {
+        "model": args.model,
+        "backend": keras.backend.backend(),
+        "test_reviews": len(texts),
+        "batch_size": args.batch_size,
+        "ops": reports[1].ops,
+        "rows": rows,
+    }
+    path = os.path.join(args.output_dir, f"imdb_export_{result['backend']}.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"\n{len(texts)} IMDB test reviews, {args.model}:\n")
+    print("| model | accuracy | agreement with Keras | max prob. change | size | seconds |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['model']} | {r['accuracy'] * 100:.2f}% | {r['agreement_with_keras'] * 100:.2f}% "
+            f"| {r['max_abs_probability_change']:.2g} | {r['size_bytes'] / 2**20:.2f} MiB "
+            f"| {r['seconds']} |"
+        )
+    drop = (rows[0]["accuracy"] - rows[2]["accuracy"]) * 100
+    print(f"\nint8 accuracy change: {-drop:+.2f} points (written to {path})")
+    return result
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="saved_models/imdb_bigru.keras")
+    parser.add_argument("--limit", type=int, default=None, help="score N random test reviews")
+    parser.add_argument("--batch-size", type=int, default=64, help="static batch of the export")
+    parser.add_argument("--output-dir", default=None, help="default: a temporary folder")
+    args = parser.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = tempfile.mkdtemp(prefix="kzoo_imdb_export_")
+    return args
+
+
+if __name__ == "__main__":
+    main()
