@@ -36,14 +36,19 @@ def _concrete_numpy(x):
         return None
 
 
-# The scan bodies are module-level functions that get the CRF weights as
-# per-step inputs instead of closing over them: JAX then reuses one trace and
+# The scan bodies are module-level functions that get the CRF weights in the
+# carry instead of closing over them: JAX then reuses one trace and
 # compilation across eager calls of the same shapes.
-def _forward_step(carry, xs):
-    """Forward algorithm and gold-path score, one time step."""
-    alpha, score, prev, seen = carry
-    e_t, y_t, m_t, trans, start = xs
+def _forward_step(carry, x_t):
+    """Forward algorithm and gold-path score, one time step.
+
+    `x_t` packs the step's emissions, gold tag and mask as
+    `[e_t (K), y_t, m_t]` floats (see `_pack`); the weights ride in the carry.
+    """
+    alpha, score, prev, seen, trans, start = carry
     k = ops.shape(trans)[0]
+    e_t, y_t, m_t = _unpack(x_t, k, has_tags=True)
+    y_t = ops.cast(y_t, "int32")
     # (batch, from, to), reduced over `from`
     recur = ops.logsumexp(alpha[:, :, None] + trans[None], axis=1) + e_t
     first = start[None, :] + e_t
@@ -54,7 +59,7 @@ def _forward_step(carry, xs):
     new_score = score + ops.where(m_t, e_y + link, ops.zeros_like(e_y))
     new_prev = ops.where(m_t, y_t, prev)
     new_seen = ops.logical_or(seen, m_t)
-    new_carry = (new_alpha, new_score, new_prev, new_seen)
+    new_carry = (new_alpha, new_score, new_prev, new_seen, trans, start)
     # The TensorFlow scan needs per-step outputs shaped like the carry.
     return new_carry, new_carry
 
@@ -73,10 +78,13 @@ def first_argmax(x, axis):
     return ops.min(ops.where(is_best, index, size), axis=axis)
 
 
-def _viterbi_step(carry, xs):
-    """Viterbi max-product recursion with back-pointers, one time step."""
-    delta, seen, _ = carry
-    e_t, m_t, trans, start, identity = xs
+def _viterbi_step(carry, x_t):
+    """Viterbi max-product recursion with back-pointers, one time step.
+
+    `x_t` packs `[e_t (K), m_t]` as floats; the weights ride in the carry.
+    """
+    delta, seen, _, trans, start, identity = carry
+    e_t, _, m_t = _unpack(x_t, ops.shape(trans)[0], has_tags=False)
     cand = delta[:, :, None] + trans[None]  # (batch, from, to)
     best_prev = first_argmax(cand, axis=1)
     recur = ops.max(cand, axis=1) + e_t
@@ -85,18 +93,42 @@ def _viterbi_step(carry, xs):
     link = ops.logical_and(m_t, seen)
     # A no-op step points every tag to itself, so backtracking passes through.
     pointers = ops.where(link[:, None], best_prev, identity[None, :])
-    new_carry = (new_delta, ops.logical_or(seen, m_t), pointers)
+    new_carry = (new_delta, ops.logical_or(seen, m_t), pointers, trans, start, identity)
     return new_carry, new_carry
 
 
-def _backtrack_step(carry, xs):
-    """Follows back-pointers one step towards the start."""
+def _backtrack_step(carry, x_t):
+    """Follows back-pointers one step towards the start.
+
+    `x_t` packs `[pointers (K), m_t]` as int32.
+    """
     cur, _ = carry
-    ptr_t, m_t = xs
+    ptr_t, m_t = x_t[:, :-1], ops.greater(x_t[:, -1], 0)
     out = ops.where(m_t, cur, ops.zeros_like(cur))
     new_cur = ops.squeeze(ops.take_along_axis(ptr_t, cur[:, None], axis=1), 1)
     new_carry = (new_cur, out)
     return new_carry, new_carry
+
+
+def _pack(values, mask, tags=None):
+    """One time-major tensor `(time, batch, K + extra)` of the per-step inputs.
+
+    Keras's TensorFlow `scan` fails when several sequences with an unknown
+    time length are scanned together, so every per-step input travels in one
+    tensor: values, then the tags (if any), then the mask, cast to the
+    values' dtype (tag ids are small integers, exact in float).
+    """
+    columns = [values]
+    if tags is not None:
+        columns.append(ops.cast(tags, values.dtype)[..., None])
+    columns.append(ops.cast(mask, values.dtype)[..., None])
+    return ops.transpose(ops.concatenate(columns, axis=-1), (1, 0, 2))
+
+
+def _unpack(x_t, k, has_tags):
+    """`(e_t, y_t, m_t)` from a step packed by `_pack`; `y_t` is None without tags."""
+    y_t = x_t[:, k] if has_tags else None
+    return x_t[:, :k], y_t, ops.greater(x_t[:, -1], 0.5)
 
 
 @kzoo_export
@@ -270,22 +302,17 @@ class CRF(keras.layers.Layer):
         end = ops.convert_to_tensor(self.end_scores)
         batch = ops.shape(emissions)[0]
 
-        e_tm = ops.transpose(emissions, (1, 0, 2))  # (time, batch, K)
-        y_tm = ops.transpose(tags, (1, 0))  # (time, batch)
-        m_tm = ops.transpose(mask, (1, 0))  # (time, batch)
-        t_len = ops.shape(e_tm)[0]
-        per_step = (
-            ops.broadcast_to(trans[None], (t_len, k, k)),
-            ops.broadcast_to(start[None], (t_len, k)),
-        )
-
         init = (
             ops.zeros((batch, k), dtype=emissions.dtype),
             ops.zeros((batch,), dtype=emissions.dtype),
             ops.zeros((batch,), dtype="int32"),
             ops.zeros((batch,), dtype="bool"),
+            trans,
+            start,
         )
-        (alpha, score, prev, seen), _ = ops.scan(_forward_step, init, (e_tm, y_tm, m_tm) + per_step)
+        (alpha, score, prev, seen, _, _), _ = ops.scan(
+            _forward_step, init, _pack(emissions, mask, tags)
+        )
         zero = ops.zeros_like(score)
         log_z = ops.where(seen, ops.logsumexp(alpha + end[None, :], axis=1), zero)
         score = ops.where(seen, score + ops.take(end, prev), zero)
@@ -341,28 +368,24 @@ class CRF(keras.layers.Layer):
         batch = ops.shape(emissions)[0]
         identity = ops.arange(k, dtype="int32")
 
-        e_tm = ops.transpose(emissions, (1, 0, 2))  # (time, batch, K)
-        m_tm = ops.transpose(mask, (1, 0))  # (time, batch)
-        t_len = ops.shape(e_tm)[0]
-        per_step = (
-            ops.broadcast_to(trans[None], (t_len, k, k)),
-            ops.broadcast_to(start[None], (t_len, k)),
-            ops.broadcast_to(identity[None], (t_len, k)),
-        )
         init = (
             ops.zeros((batch, k), dtype=emissions.dtype),
             ops.zeros((batch,), dtype="bool"),
             ops.broadcast_to(identity[None], (batch, k)),
+            trans,
+            start,
+            identity,
         )
-        (delta, seen, _), (_, _, pointers) = ops.scan(
-            _viterbi_step, init, (e_tm, m_tm) + per_step
+        (delta, seen, _, _, _, _), (_, _, pointers, _, _, _) = ops.scan(
+            _viterbi_step, init, _pack(emissions, mask)
         )  # pointers: (time, batch, K)
         final = delta + end[None, :]
         last = first_argmax(final, axis=1)
+        m_tm = ops.cast(ops.transpose(mask, (1, 0)), "int32")[..., None]  # (time, batch, 1)
         _, (_, tags_tm) = ops.scan(
             _backtrack_step,
             (last, ops.zeros_like(last)),
-            (pointers, m_tm),
+            ops.concatenate([pointers, m_tm], axis=-1),
             reverse=True,
         )
         tags = ops.transpose(tags_tm, (1, 0))  # (batch, time)

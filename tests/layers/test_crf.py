@@ -314,3 +314,41 @@ def test_tagger_save_load_round_trip(tmp_path):
     for a, b in zip(tagger.crf.weights, loaded.crf.weights):
         np.testing.assert_array_equal(_np(a), _np(b))
     np.testing.assert_array_equal(loaded.predict(x, batch_size=BATCH, verbose=0), pred)
+
+
+def test_crf_traces_with_unknown_batch_and_time_on_tensorflow():
+    """`tf.function` with relaxed shapes (as `fit` retraces for new lengths)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.function input signatures exist on the TensorFlow backend only")
+    import tensorflow as tf
+
+    crf = CRF(4)
+    crf.build((None, None, 4))
+    specs = [
+        tf.TensorSpec((None, None, 4)),
+        tf.TensorSpec((None, None), tf.int32),
+        tf.TensorSpec((None, None), tf.bool),
+    ]
+
+    @tf.function(input_signature=specs)
+    def traced(emissions, tags, mask):
+        with tf.GradientTape() as tape:
+            log_likelihood = crf.log_likelihood(emissions, tags, mask)
+            total = tf.reduce_sum(log_likelihood)
+        gradient = tape.gradient(total, crf.transitions)
+        gradient = tf.convert_to_tensor(gradient)  # the gathers give IndexedSlices
+        return log_likelihood, gradient, crf.viterbi_decode(emissions, mask)
+
+    rng = np.random.default_rng(0)
+    emissions = rng.standard_normal((3, 5, 4)).astype("float32")
+    tags = rng.integers(0, 4, (3, 5)).astype("int32")
+    mask = np.ones((3, 5), bool)
+    mask[1, 3:] = False
+    log_likelihood, gradient, decoded = traced(emissions, tags, mask)
+    np.testing.assert_allclose(
+        log_likelihood, ops.convert_to_numpy(crf.log_likelihood(emissions, tags, mask)), atol=1e-5
+    )
+    assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
+    np.testing.assert_array_equal(
+        decoded, ops.convert_to_numpy(crf.viterbi_decode(emissions, mask))
+    )
