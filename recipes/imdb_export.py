@@ -133,8 +133,8 @@ def main(argv=None):
             f"| {r['max_abs_probability_change']:.2g} | {r['size_bytes'] / 2**20:.2f} MiB "
             f"| {r['seconds']} |"
         )
-    drop = (rows[0]["accuracy"] - rows[2]["accuracy"]) * 100
-    print(f"\nint8 accuracy change: {-drop:+.2f} points (written to {path})")
+    change = round((rows[2]["accuracy"] - rows[0]["accuracy"]) * 100, 2) + 0.0  # no "-0.00"
+    print(f"\nint8 accuracy change: {change:+.2f} points (written to {path})")
     return result
 
 

@@ -237,8 +237,14 @@ def save(tagger, metrics, args):
     save_without_optimizer(tagger, os.path.join(out, f"{name}.keras"))
     with open(os.path.join(out, f"{name}_{metrics['backend']}.json"), "w") as f:
         json.dump(metrics, f, indent=2)
+    with open(os.path.join(out, f"{name}.md"), "w") as f:
+        f.write(model_card(name, tagger.get_config(), metrics))
+
+
+def model_card(name, cfg, metrics):
+    """The Markdown model card of a trained tagger."""
     test = metrics["test"]
-    cfg = tagger.get_config()
+    settings = metrics.get("settings", {})
     lines = [
         f"# {name}",
         "",
@@ -246,13 +252,15 @@ def save(tagger, metrics, args):
         f"{cfg['word_dim']}-d learned from scratch, no pretrained vectors; character "
         f"{cfg['char_encoder']} ({cfg['char_units']} units); casing features; "
         f"{cfg['num_layers']} x BiLSTM({cfg['lstm_units']}); dropout {cfg['dropout']}; "
+        f"unknown-word dropout {cfg.get('word_dropout', 0.0)}; "
         f"{metrics['parameters']:,} parameters) trained by `recipes/ner.py"
         f"{' --quick' if metrics['quick'] else ''}` on the {metrics['backend']} backend.",
         "",
         f"Data: CoNLL-2003 English, IOB2; sentences train/valid/test "
         f"{metrics['sentences']['train']}/{metrics['sentences']['valid']}/"
         f"{metrics['sentences']['test']}. Vocabularies from train: "
-        f"{metrics['vocabulary']['words']} words, {metrics['vocabulary']['chars']} characters.",
+        f"{metrics['vocabulary']['words']} words (seen at least "
+        f"{settings.get('min_count', '?')} times), {metrics['vocabulary']['chars']} characters.",
         f"Training: {metrics['epochs_run']} epochs in {metrics['train_seconds']} s"
         f"{' (stopped by the time budget)' if metrics['stopped_by_time_budget'] else ''}; "
         f"weights of epoch {metrics['best_epoch']} (best validation F1).",
@@ -282,8 +290,7 @@ def save(tagger, metrics, args):
         "The CoNLL-2003 text is Reuters news (research use only).",
         "",
     ]
-    with open(os.path.join(out, f"{name}.md"), "w") as f:
-        f.write("\n".join(lines))
+    return "\n".join(lines)
 
 
 def parse_args(argv=None):

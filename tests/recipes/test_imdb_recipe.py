@@ -65,3 +65,40 @@ def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
     got = model.predict(expected["texts"])
     np.testing.assert_allclose(got, expected["probabilities"], atol=1e-5)
     assert np.all((got > 0) & (got < 1))
+
+
+@pytest.mark.large
+def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir):
+    """recipes/imdb_export.py on 128 test reviews with the shipped model."""
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=keras.backend.backend(),
+        KZOO_DATA_DIR=shared_data_dir,
+        OMP_NUM_THREADS="1",
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "recipes", "imdb_export.py"),
+            "--model",
+            os.path.join(ROOT, "saved_models", "imdb_bigru.keras"),
+            "--limit",
+            "128",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / f"imdb_export_{keras.backend.backend()}.json").read_text())
+    keras_row, float_row, int8_row = result["rows"]
+    assert result["test_reviews"] == 128
+    assert not [op for op in result["ops"] if op.startswith(("Flex", "Custom"))]
+    assert float_row["agreement_with_keras"] == 1.0
+    assert float_row["max_abs_probability_change"] < 1e-4
+    assert int8_row["size_bytes"] < 0.3 * float_row["size_bytes"]
+    assert abs(int8_row["accuracy"] - keras_row["accuracy"]) <= 0.02  # 2 reviews of 128
+    assert keras_row["accuracy"] > 0.8
