@@ -267,3 +267,15 @@ def test_word_dropout_is_saved_with_the_tagger(tmp_path):
     assert loaded.word_dropout == 0.2
     with pytest.raises(ValueError, match="word_dropout"):
         make_tagger(word_dropout=1.0)
+
+
+def test_shipped_ner_model_tags_raw_text_on_this_backend():
+    """saved_models/ner_crf.keras (trained on JAX) loads and tags on every backend."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(root, "saved_models", "ner_crf.keras")
+    tagger = keras.saving.load_model(path)
+    tags = tagger.predict(["EU rejects German call to boycott British lamb .", "Peter Blackburn"])
+    assert tags == [
+        ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"],
+        ["B-PER", "I-PER"],
+    ]
