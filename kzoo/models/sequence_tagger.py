@@ -301,6 +301,12 @@ class TaggingBatches(keras.utils.PyDataset):
             ]
         if self.shuffle:
             batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        # Keras's TensorFlow data adapter fixes the tensor spec from the first
+        # two batches; with equal lengths there, a later bucket would not fit.
+        first = [self.padded[b[0]] for b in batches]
+        other = next((i for i, n in enumerate(first) if n != first[0]), None)
+        if other is not None and other != 1:
+            batches[1], batches[other] = batches[other], batches[1]
         self.batches = batches
 
     def __len__(self):

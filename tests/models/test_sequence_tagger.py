@@ -279,3 +279,24 @@ def test_shipped_ner_model_tags_raw_text_on_this_backend():
         ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"],
         ["B-PER", "I-PER"],
     ]
+
+
+def test_first_two_batches_differ_in_length_every_epoch():
+    """Keras's TF adapter takes its tensor spec from the first two batches."""
+    tagger = make_tagger(buckets=(2, 4, 8))
+    sentences = [["w"] * n for n in [1, 1, 1, 1, 1, 1, 3, 7]]
+    data = tagger.batches(sentences, batch_size=2, shuffle=True, seed=0)
+    for _ in range(20):
+        lengths = [data[i][0]["words"].shape[1] for i in range(len(data))]
+        assert lengths[0] != lengths[1], lengths
+        assert sorted(lengths) == [2, 2, 2, 4, 8]
+        data.on_epoch_end()
+
+
+def test_fit_with_several_buckets_for_several_epochs():
+    tagger = make_tagger(buckets=(2, 4, 8))
+    tagger.compile(optimizer="adam")
+    sentences = TOKENS + [t[:2] for t in TOKENS] + [t[:1] for t in TOKENS]
+    tags = LABELS + [t[:2] for t in LABELS] + [t[:1] for t in LABELS]
+    history = tagger.fit(tagger.batches(sentences, tags, 2, shuffle=True, seed=1), epochs=3)
+    assert np.all(np.isfinite(history.history["loss"]))
