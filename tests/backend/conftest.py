@@ -21,6 +21,16 @@ def _seed():
     np.random.seed(1234)
 
 
+@pytest.fixture(autouse=True)
+def _custom_gradient_for_every_size(monkeypatch):
+    """The TF custom-gradient loops run only for large layers by default;
+    these small test layers must exercise them (one test opts out)."""
+    if BACKEND == "tensorflow":
+        from kzoo.backend import tensorflow as tf_backend
+
+        monkeypatch.setattr(tf_backend, "CUSTOM_GRADIENT_MIN_UNITS", 0)
+
+
 def _to_numpy(tensors):
     return [np.asarray(keras.ops.convert_to_numpy(t), dtype="float64") for t in tensors]
 

@@ -123,6 +123,20 @@ def test_fused_equals_reference(value_and_grads, cell_name, mask_name):
     _both_directions_case(value_and_grads, cell_name, mask_name)
 
 
+@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
+def test_small_tensorflow_layers_train_with_tensorflow_gradients(
+    value_and_grads, monkeypatch, cell_name
+):
+    """Below CUSTOM_GRADIENT_MIN_UNITS TensorFlow differentiates the fused loop."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the size threshold exists on the TensorFlow backend only")
+    from kzoo.backend import tensorflow as tf_backend
+
+    monkeypatch.setattr(tf_backend, "CUSTOM_GRADIENT_MIN_UNITS", 10**9)
+    monkeypatch.setattr(tf_backend, "_fused_core", lambda *a: pytest.fail("custom gradient used"))
+    _both_directions_case(value_and_grads, cell_name, "right")
+
+
 @pytest.mark.parametrize("mask_name", ["left", "scattered"])
 def test_fused_lstm_equals_reference_with_other_masks(value_and_grads, mask_name):
     _both_directions_case(value_and_grads, "lstm", mask_name)
