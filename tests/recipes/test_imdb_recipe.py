@@ -15,8 +15,8 @@ import kzoo.models
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.large
-def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
+def run_recipe(script, args, tmp_path, shared_data_dir, timeout):
+    """Runs `recipes/<script>` on this backend in `tmp_path`; asserts it succeeded."""
     env = dict(
         os.environ,
         KERAS_BACKEND=keras.backend.backend(),
@@ -25,22 +25,21 @@ def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
         OMP_NUM_THREADS="1",
     )
     proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "recipes", "imdb.py"),
-            "--quick",
-            "--verbose",
-            "2",
-            "--output-dir",
-            str(tmp_path),
-        ],
+        [sys.executable, os.path.join(ROOT, "recipes", script), *args],
         env=env,
         cwd=str(tmp_path),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.large
+def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
+    args = ["--quick", "--verbose", "2", "--output-dir", str(tmp_path)]
+    proc = run_recipe("imdb.py", args, tmp_path, shared_data_dir, timeout=600)
     match = re.search(r"Test accuracy: ([0-9.]+)% on 500 test reviews", proc.stdout)
     assert match, proc.stdout[-2000:]
     accuracy = float(match.group(1))
@@ -70,29 +69,9 @@ def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
 @pytest.mark.large
 def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir):
     """recipes/imdb_export.py on 128 test reviews with the shipped model."""
-    env = dict(
-        os.environ,
-        KERAS_BACKEND=keras.backend.backend(),
-        KZOO_DATA_DIR=shared_data_dir,
-        OMP_NUM_THREADS="1",
-    )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "recipes", "imdb_export.py"),
-            "--model",
-            os.path.join(ROOT, "saved_models", "imdb_bigru.keras"),
-            "--limit",
-            "128",
-            "--output-dir",
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = os.path.join(ROOT, "saved_models", "imdb_bigru.keras")
+    args = ["--model", model, "--limit", "128", "--output-dir", str(tmp_path)]
+    run_recipe("imdb_export.py", args, tmp_path, shared_data_dir, timeout=900)
     result = json.loads((tmp_path / f"imdb_export_{keras.backend.backend()}.json").read_text())
     keras_row, float_row, int8_row = result["rows"]
     assert result["test_reviews"] == 128
