@@ -29,21 +29,23 @@ sys.path.insert(0, REPO_ROOT)
 import keras  # noqa: E402  (after the path set-up; KERAS_BACKEND picks the backend)
 import numpy as np  # noqa: E402
 
+from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets.text_corpora import load_text  # noqa: E402
 from kzoo.models import LanguageModel  # noqa: E402
 from kzoo.models.language_model import bptt_batches  # noqa: E402
+from kzoo.models.saving import save_compact  # noqa: E402
 
 # === Settings (a full run) ===
 CORPUS = "tinyshakespeare"
 VALID_FRACTION = 0.1
 EMBEDDING_DIM = 64
-HIDDEN_UNITS = 256
+HIDDEN_UNITS = 512
 NUM_LAYERS = 2
 CELL = "lstm"
-DROPOUT = 0.0
+DROPOUT = 0.25
 BATCH_SIZE = 64
 SEQUENCE_LENGTH = 100
-EPOCHS = 3
+EPOCHS = 25
 LEARNING_RATE = 2e-3  # Adam, cosine-decayed to 10% over EPOCHS
 CLIPNORM = 5.0  # global gradient norm
 LOG_EVERY = 50  # training steps between progress lines
@@ -51,6 +53,7 @@ VALID_BATCH_SIZE = 32  # parallel contiguous parts of the validation text
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 SAMPLE_LENGTH = 300
 SAMPLE_PROMPT = "\n"
+MAX_FILE_MB = 10.0  # larger float32 weights are stored as float16
 SEED = 1
 
 # --quick: a few steps of a tiny model on a slice of the corpus (CI).
@@ -126,7 +129,7 @@ def main(argv=None):
     )
     keras.utils.set_random_seed(args.seed)
     start = time.time()
-    deadline = None if args.time_budget_minutes is None else start + 60 * args.time_budget_minutes
+    seconds = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
 
     train_text, valid_text, vocabulary = load_corpus(args)
     model = LanguageModel(
@@ -179,7 +182,7 @@ def main(argv=None):
             )
             print(f"--- sample, temperature {temperature}:\n{text.strip()}\n")
 
-    budget = _Budget(deadline, total_steps)
+    budget = TrainingBudget(seconds, total_steps)
     history = []
     step = 0
     for epoch in range(1, args.epochs + 1):
@@ -203,7 +206,7 @@ def main(argv=None):
                 f"({loss / math.log(2):.3f} bpc) {time.time() - start:.0f}s",
                 flush=True,
             )
-            if budget.done:
+            if budget.stopped:
                 break
         valid = validate()
         history.append((epoch, step, valid["loss"], time.time() - start))
@@ -213,13 +216,13 @@ def main(argv=None):
             f"{time.time() - start:.0f}s"
         )
         show_samples()
-        if budget.done:
+        if budget.stopped:
             print(f"stopped: {budget.reason}")
             break
 
     train_seconds = time.time() - start
-    path = _save(model, output_dir)
-    card = _model_card(args, model, history, valid, train_seconds, step, path, sample_length)
+    path, dtype = _save(model, output_dir)
+    card = _model_card(args, model, history, valid, train_seconds, step, path, dtype, sample_length)
     card_path = os.path.splitext(path)[0] + ".md"
     with open(card_path, "w") as f:
         f.write(card)
@@ -227,37 +230,16 @@ def main(argv=None):
     return {"valid": valid, "seconds": train_seconds, "steps": step, "path": path}
 
 
-class _Budget(keras.callbacks.Callback):
-    """Stops `fit` at a wall-clock deadline or after a number of steps."""
-
-    def __init__(self, deadline, max_steps):
-        super().__init__()
-        self.deadline, self.max_steps = deadline, max_steps
-        self.steps, self.done, self.reason = 0, False, ""
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if self.deadline is not None and time.time() >= self.deadline:
-            self.done, self.reason = True, "time budget reached"
-        elif self.steps >= self.max_steps:
-            self.done, self.reason = True, f"{self.max_steps} steps done"
-        if self.done:
-            self.model.stop_training = True
-
-
 def _save(model, output_dir):
     """Saves a stateless copy (any batch size) as <output_dir>/<name>.keras."""
     os.makedirs(output_dir, exist_ok=True)
-    config = {**model.get_config(), "stateful": False, "batch_size": None}
-    portable = LanguageModel.from_config(config)
-    for source, target in zip(model.trainable_weights, portable.trainable_weights):
-        target.assign(keras.ops.copy(source))
     path = os.path.join(output_dir, f"{model.name}.keras")
-    portable.save(path)
-    return path
+    config = {**model.get_config(), "stateful": False, "batch_size": None}
+    dtype = save_compact(model, path, "auto", max_megabytes=MAX_FILE_MB, config=config)
+    return path, dtype
 
 
-def _model_card(args, model, history, valid, seconds, steps, path, sample_length):
+def _model_card(args, model, history, valid, seconds, steps, path, dtype, sample_length):
     curve = "\n".join(
         f"| {epoch} | {step} | {loss:.4f} | {loss / math.log(2):.4f} | {t:.0f} |"
         for epoch, step, loss, t in history
@@ -277,7 +259,7 @@ Character-level {args.num_layers}x{args.hidden_units} {args.cell.upper()} langua
 - Training: {steps} steps of {args.batch_size} x {args.sequence_length} characters,
   Adam (lr {args.learning_rate}, cosine decay), global clipnorm {CLIPNORM},
   dropout {args.dropout}, state carried between windows: {args.stateful}
-- Parameters: {model.count_params():,}; file `{os.path.basename(path)}`
+- Parameters: {model.count_params():,}; file `{os.path.basename(path)}` ({dtype} weights)
 - **Validation loss: {valid["loss"]:.4f} nats/char = {valid["bits_per_token"]:.4f} bits/char**
   ({valid["tokens"]:,} characters, {VALID_BATCH_SIZE} contiguous parts, state carried within each)
 

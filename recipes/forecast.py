@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: make `kzoo` importable
 
 import keras  # noqa: E402
 
+from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import timeseries  # noqa: E402
 from kzoo.models.forecaster import (  # noqa: E402
     Forecaster,
@@ -89,24 +90,6 @@ QUICK = dict(epochs=2, units=8, sine_length=200, temperature_days=600)
 SEED = 7
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training cleanly once `seconds` of wall time have passed."""
-
-    def __init__(self, seconds):
-        super().__init__()
-        self.seconds = seconds
-        self.start = None
-        self.stopped_early = False
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
-            self.model.stop_training = True
-            self.stopped_early = True
-
-
 def load(name, quick):
     """Returns `(dates or None, values, covariates or None)`."""
     if name == "sine":
@@ -154,7 +137,9 @@ def run(name, args):
         optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0), loss="mse"
     )
     epochs = QUICK["epochs"] if args.quick else (args.epochs or settings["epochs"])
-    budget = TimeBudget(None if args.time_budget_minutes is None else 60 * args.time_budget_minutes)
+    budget = TrainingBudget(
+        None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
+    )
     callbacks = [budget]
     if not args.quick:
         callbacks.append(
@@ -193,7 +178,7 @@ def run(name, args):
         "window": model.window,
         "season": season,
         "epochs_run": len(history.history["loss"]),
-        "stopped_by_time_budget": budget.stopped_early,
+        "stopped_by_time_budget": budget.stopped,
         "best_val_loss": (None if args.quick else float(min(history.history["val_loss"]))),
         "train_seconds": round(train_seconds, 1),
         "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},

@@ -33,8 +33,10 @@ if __package__ in (None, ""):  # run as a script: make `kzoo` importable
 
 import keras  # noqa: E402
 
+from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import conll2003  # noqa: E402
 from kzoo.metrics.ner import entity_f1  # noqa: E402
+from kzoo.models.saving import save_compact  # noqa: E402
 from kzoo.models.sequence_tagger import SequenceTagger  # noqa: E402
 
 MODEL = dict(
@@ -66,20 +68,6 @@ QUICK_MODEL = dict(
 QUICK = dict(train=256, valid=64, test=64, max_length=32, epochs=2, learning_rate=1e-2)
 SAMPLE = "EU rejects German call to boycott British lamb ."
 SEED = 1
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training after the batch during which `deadline` passed."""
-
-    def __init__(self, deadline):
-        super().__init__()
-        self.deadline = deadline
-        self.stopped = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.deadline is not None and time.perf_counter() > self.deadline:
-            self.model.stop_training = True
-            self.stopped = True
 
 
 def load_data(quick, max_train=None):
@@ -134,9 +122,9 @@ def main(argv=None):
     if args.evaluate:
         return evaluate_saved(args)
     start = time.perf_counter()
-    deadline = None
-    if args.time_budget_minutes is not None:
-        deadline = start + 60 * args.time_budget_minutes
+    budget = TrainingBudget(
+        None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
+    )
     data = load_data(args.quick, args.max_train_sentences)
     train_tokens, train_tags = data["train"]
     model_args = {**MODEL, **(QUICK_MODEL if args.quick else {})}
@@ -162,7 +150,6 @@ def main(argv=None):
     batch_size = TRAIN["batch_size"]
     train_data = tagger.batches(train_tokens, train_tags, batch_size, shuffle=True, seed=SEED)
     epochs = QUICK["epochs"] if args.quick else (args.epochs or TRAIN["epochs"])
-    budget = TimeBudget(deadline)
     history = []
     best_f1, best_weights, best_epoch = -1.0, None, 0
     train_seconds = 0.0
@@ -224,18 +211,11 @@ def main(argv=None):
     return metrics
 
 
-def save_without_optimizer(tagger, path):
-    """Saves an uncompiled copy: the Adam moments would triple the file size."""
-    copy = SequenceTagger.from_config(tagger.get_config())
-    copy.set_weights(tagger.get_weights())
-    copy.save(path)
-
-
 def save(tagger, metrics, args):
     out = args.output_dir
     os.makedirs(out, exist_ok=True)
     name = f"ner_{args.decoder}"
-    save_without_optimizer(tagger, os.path.join(out, f"{name}.keras"))
+    save_compact(tagger, os.path.join(out, f"{name}.keras"), "float32")
     with open(os.path.join(out, f"{name}_{metrics['backend']}.json"), "w") as f:
         json.dump(metrics, f, indent=2)
     with open(os.path.join(out, f"{name}.md"), "w") as f:

@@ -19,23 +19,24 @@ import json
 import os
 import random
 import re
+import sys
 import time
 
 import numpy as np
 
 # --- settings ---------------------------------------------------------------
 MAX_WORDS = 15  # longest sentence kept, in words, on both sides
-SOURCE_VOCAB = 3000  # including pad, start, end, unk
-TARGET_VOCAB = 3000
-EMBEDDING_DIM = 64
-UNITS = 128
+SOURCE_VOCAB = 6000  # including pad, start, end, unk
+TARGET_VOCAB = 5000
+EMBEDDING_DIM = 128
+UNITS = 256
 ENCODER_LAYERS = 1
 CELL_TYPE = "lstm"
 ATTENTION = "luong"
 DROPOUT = 0.2
 TEACHER_FORCING_RATIO = 1.0
 BATCH_SIZE = 128
-EPOCHS = 20
+EPOCHS = 10
 LEARNING_RATE = 2e-3
 TEST_SIZE = 2000  # held-out pairs for BLEU
 VALIDATION_SIZE = 1000
@@ -43,6 +44,8 @@ BEAM_WIDTH = 4
 MAX_TARGET_LEN = 32  # generated tokens + 1 (start token)
 LENGTH_PENALTY = 0.6
 BUCKETS = (10, 16, 24)  # padded token lengths, one compiled shape each
+LOG_EVERY = 200  # batches between progress lines
+MAX_FILE_MB = 10.0  # larger models are stored with float16 weights
 SEED = 0
 NAME = "spa_eng"
 
@@ -163,7 +166,7 @@ def plot_attention(model, sources, tokens, src_vocab, tgt_vocab, path):
     plt.close(figure)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--epochs", type=int, default=None)
@@ -173,31 +176,154 @@ def main(argv=None):
         default=None,
         help="stop training after this long, then evaluate and save",
     )
+    parser.add_argument("--units", type=int, default=None, help=f"default {UNITS}")
+    parser.add_argument("--embedding-dim", type=int, default=None, help=f"default {EMBEDDING_DIM}")
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("SOURCE", "TARGET"),
+        help=f"vocabulary sizes (default {SOURCE_VOCAB} {TARGET_VOCAB})",
+    )
     parser.add_argument("--output-dir", default="saved_models")
     parser.add_argument(
         "--eval-size", type=int, default=None, help="test pairs for BLEU (default: all TEST_SIZE)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="no training: score the saved model in --output-dir on this backend",
+    )
+    return parser.parse_args(argv)
 
-    import keras
 
-    from kzoo.models import MaskedSequenceLoss, Seq2Seq
-
+def make_settings(args):
     settings = {k: v for k, v in globals().items() if k.isupper()}
     if args.quick:
         settings.update(QUICK)
     if args.epochs is not None:
         settings["EPOCHS"] = args.epochs
+    if args.units is not None:
+        settings["UNITS"] = args.units
+    if args.embedding_dim is not None:
+        settings["EMBEDDING_DIM"] = args.embedding_dim
+    if args.vocab is not None:
+        settings["SOURCE_VOCAB"], settings["TARGET_VOCAB"] = args.vocab
+    return settings
+
+
+def evaluate_bleu(model, pairs, src_index, tgt_vocab, settings):
+    """Greedy and beam corpus BLEU (sacrebleu) of `model` on `pairs`."""
+    import sacrebleu
+
+    sources = pad([encode(s, src_index, False) for s, _ in pairs], settings["BUCKETS"][-1])
+    references = [" ".join(t) for _, t in pairs]
+    results = {"pairs": len(pairs)}
+    start = time.time()
+    greedy = model.generate(sources, max_length=settings["MAX_TARGET_LEN"], batch_size=256)
+    hyps = {"greedy": [" ".join(ids_to_words(model.strip(g), tgt_vocab)) for g in greedy]}
+    results["greedy_seconds"] = time.time() - start
+    start = time.time()
+    beams, _ = model.generate(
+        sources,
+        max_length=settings["MAX_TARGET_LEN"],
+        beam_width=settings["BEAM_WIDTH"],
+        length_penalty=LENGTH_PENALTY,
+        batch_size=256,
+    )
+    hyps["beam"] = [" ".join(ids_to_words(model.strip(b[0]), tgt_vocab)) for b in beams]
+    results["beam_seconds"] = time.time() - start
+    for name, lines in hyps.items():
+        # force: both sides are tokenized on purpose (sacrebleu warns otherwise).
+        results[f"bleu_{name}"] = sacrebleu.corpus_bleu(lines, [references], force=True).score
+    print(
+        f"BLEU on {len(pairs)} held-out pairs: greedy {results['bleu_greedy']:.2f}, "
+        f"beam{settings['BEAM_WIDTH']} (alpha {LENGTH_PENALTY}) {results['bleu_beam']:.2f}",
+        flush=True,
+    )
+    examples = [(" ".join(pairs[i][0]), references[i], hyps["beam"][i]) for i in range(8)]
+    for example in examples[: len(pairs)]:
+        print("  es: {}\n  en: {}\n  mt: {}".format(*example))
+    return results, examples[: len(pairs)], sources, greedy
+
+
+def evaluate_saved(args, settings):
+    """Scores the saved model and vocabulary on this backend's decoding."""
+    import keras
+
+    stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
+    model = keras.saving.load_model(stem + ".keras", compile=False)
+    with open(stem + "_vocab.json") as f:
+        vocab = json.load(f)
+    src_index = {w: i for i, w in enumerate(vocab["source"])}
+    _, _, test = load_data(settings, args.quick)
+    eval_pairs = test[: args.eval_size] if args.eval_size else test
+    results, _, _, _ = evaluate_bleu(model, eval_pairs, src_index, vocab["target"], settings)
+    results["backend"] = keras.backend.backend()
+    results["model"] = os.path.basename(stem) + ".keras"
+    path = f"{stem}_eval_{results['backend']}.json"
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"wrote {path}")
+    return results
+
+
+def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budget, rng):
+    """Teacher-forced training on bucketed batches; returns the epochs done."""
+    epochs_done = 0.0
+    for epoch in range(settings["EPOCHS"]):
+        batches = make_batches(
+            train_pairs, src_index, tgt_index, BATCH_SIZE, settings["BUCKETS"], rng
+        )
+        losses = []
+        for source, decoder_in, target in batches:
+            losses.append(float(model.train_on_batch((source, decoder_in), target)))
+            budget.steps += 1
+            if len(losses) % LOG_EVERY == 0:
+                print(
+                    f"  epoch {epoch + 1} batch {len(losses)}/{len(batches)}: train loss "
+                    f"{np.mean(losses[-LOG_EVERY:]):.3f}, {budget.elapsed():.0f} s",
+                    flush=True,
+                )
+            if budget.expired():
+                break
+        val = [float(model.test_on_batch((s, d), t)) for s, d, t in val_batches]
+        epochs_done = epoch + len(losses) / len(batches)
+        print(
+            f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} "
+            f"({len(losses)}/{len(batches)} batches), validation loss {np.mean(val):.3f}, "
+            f"{budget.elapsed():.0f} s",
+            flush=True,
+        )
+        if budget.stopped:
+            print(f"stopped: {budget.reason}", flush=True)
+            break
+    return epochs_done
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    import keras
+
+    from kzoo.callbacks import TrainingBudget
+    from kzoo.models import MaskedSequenceLoss, Seq2Seq
+    from kzoo.models.saving import save_compact
+
+    settings = make_settings(args)
+    if args.evaluate:
+        return evaluate_saved(args, settings)
     keras.utils.set_random_seed(SEED)
     started = time.time()
 
-    train, validation, test = load_data(settings, args.quick)
-    src_vocab = build_vocab([s for s, _ in train], settings["SOURCE_VOCAB"])
-    tgt_vocab = build_vocab([t for _, t in train], settings["TARGET_VOCAB"])
+    train_pairs, validation, test = load_data(settings, args.quick)
+    src_vocab = build_vocab([s for s, _ in train_pairs], settings["SOURCE_VOCAB"])
+    tgt_vocab = build_vocab([t for _, t in train_pairs], settings["TARGET_VOCAB"])
     src_index = {w: i for i, w in enumerate(src_vocab)}
     tgt_index = {w: i for i, w in enumerate(tgt_vocab)}
     print(
-        f"pairs: train {len(train)}, validation {len(validation)}, test {len(test)}; "
+        f"pairs: train {len(train_pairs)}, validation {len(validation)}, test {len(test)}; "
         f"vocab: spa {len(src_vocab)}, eng {len(tgt_vocab)}",
         flush=True,
     )
@@ -223,99 +349,50 @@ def main(argv=None):
     )
     model.build()
     rng = random.Random(SEED)
-    buckets = settings["BUCKETS"]
-    val_batches = make_batches(validation, src_index, tgt_index, 256, buckets, rng)
-    budget = None if args.time_budget_minutes is None else args.time_budget_minutes * 60
-    train_start = time.time()
-    stopped_early = False
-    epochs_done = 0
-    for epoch in range(settings["EPOCHS"]):
-        batches = make_batches(train, src_index, tgt_index, BATCH_SIZE, buckets, rng)
-        losses = []
-        for source, decoder_in, target in batches:
-            losses.append(float(model.train_on_batch((source, decoder_in), target)))
-            if budget is not None and time.time() - train_start > budget:
-                stopped_early = True
-                break
-        val = [float(model.test_on_batch((s, d), t)) for s, d, t in val_batches]
-        epochs_done = epoch + 1 if not stopped_early else epoch + len(losses) / len(batches)
-        print(
-            f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} "
-            f"({len(losses)}/{len(batches)} batches), validation loss {np.mean(val):.3f}, "
-            f"{time.time() - train_start:.0f} s",
-            flush=True,
-        )
-        if stopped_early:
-            print("time budget reached: stopping training", flush=True)
-            break
-    train_seconds = time.time() - train_start
-
-    # --- evaluation -------------------------------------------------------------
-    import sacrebleu
+    val_batches = make_batches(validation, src_index, tgt_index, 256, settings["BUCKETS"], rng)
+    minutes = args.time_budget_minutes
+    budget = TrainingBudget(None if minutes is None else 60 * minutes)
+    epochs_done = train(
+        model, train_pairs, val_batches, src_index, tgt_index, settings, budget, rng
+    )
+    train_seconds = budget.elapsed()
+    val_loss = float(np.mean([model.test_on_batch((s, d), t) for s, d, t in val_batches]))
 
     eval_pairs = test[: args.eval_size] if args.eval_size else test
-    sources = pad([encode(s, src_index, False) for s, _ in eval_pairs], buckets[-1])
-    references = [" ".join(t) for _, t in eval_pairs]
-    results = {}
-    eval_start = time.time()
-    greedy = model.generate(sources, max_length=settings["MAX_TARGET_LEN"], batch_size=256)
-    hyps = {"greedy": [" ".join(ids_to_words(model.strip(g), tgt_vocab)) for g in greedy]}
-    results["greedy_seconds"] = time.time() - eval_start
-    beam_start = time.time()
-    beams, _ = model.generate(
-        sources,
-        max_length=settings["MAX_TARGET_LEN"],
-        beam_width=settings["BEAM_WIDTH"],
-        length_penalty=LENGTH_PENALTY,
-        batch_size=256,
+    results, examples, sources, greedy = evaluate_bleu(
+        model, eval_pairs, src_index, tgt_vocab, settings
     )
-    hyps["beam"] = [" ".join(ids_to_words(model.strip(b[0]), tgt_vocab)) for b in beams]
-    results["beam_seconds"] = time.time() - beam_start
-    for name, lines in hyps.items():
-        results[f"bleu_{name}"] = sacrebleu.corpus_bleu(
-            lines,
-            [references],
-            force=True,  # both sides are tokenized already
-        ).score
-    print(
-        f"BLEU on {len(eval_pairs)} held-out pairs: greedy {results['bleu_greedy']:.2f}, "
-        f"beam{settings['BEAM_WIDTH']} (alpha {LENGTH_PENALTY}) {results['bleu_beam']:.2f}",
-        flush=True,
-    )
-    examples = []
-    for i in range(min(8, len(eval_pairs))):
-        example = (" ".join(eval_pairs[i][0]), references[i], hyps["beam"][i])
-        examples.append(example)
-        print(f"  es: {example[0]}\n  en: {example[1]}\n  mt: {example[2]}")
 
     # --- artifacts --------------------------------------------------------------
     os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
-    # Saved without the optimizer (Adam's slots would triple the file).
-    export = Seq2Seq.from_config(model.get_config())
-    export.build()
-    export.set_weights(model.get_weights())
-    export.save(stem + ".keras")
+    storage = save_compact(model, stem + ".keras", max_megabytes=MAX_FILE_MB)
     with open(stem + "_vocab.json", "w") as f:
         json.dump({"source": src_vocab, "target": tgt_vocab}, f)
     plot_attention(model, sources[:3], greedy[:3], src_vocab, tgt_vocab, stem + "_attention.png")
     size_mb = os.path.getsize(stem + ".keras") / 2**20
     backend = keras.backend.backend()
+    results.update(backend=backend, validation_loss=val_loss, train_seconds=train_seconds)
+    results.update(epochs=epochs_done, storage_dtype=storage)
+    with open(f"{stem}_eval_{backend}.json", "w") as f:
+        json.dump(results, f, indent=1)
+    command = " ".join(argv if argv is not None else sys.argv[1:])
     card = [
         f"# translate_{settings['NAME']}: Spanish -> English Seq2Seq",
         "",
         f"- Backend: {backend}; Keras {keras.__version__}; command: "
-        f"`KERAS_BACKEND={backend} python recipes/translate.py "
-        f"{' '.join(argv if argv is not None else __import__('sys').argv[1:])}`",
+        f"`KERAS_BACKEND={backend} python recipes/translate.py {command}`",
         f"- Data: Tatoeba spa-eng (manythings.org/anki, CC-BY 2.0 FR), pairs of <= {MAX_WORDS} "
-        f"words; train {len(train)}, validation {len(validation)}, test {len(test)} "
+        f"words; train {len(train_pairs)}, validation {len(validation)}, test {len(test)} "
         f"(seeded shuffle, seed {SEED}); lowercased, punctuation split.",
-        f"- Model: {model.count_params()} parameters, {size_mb:.1f} MB; embedding "
-        f"{settings['EMBEDDING_DIM']}, units {settings['UNITS']}, {CELL_TYPE} BiLSTM encoder, "
-        f"{ATTENTION} attention; vocab spa {len(src_vocab)}, eng {len(tgt_vocab)}.",
+        f"- Model: {model.count_params():,} parameters, {size_mb:.1f} MB ({storage} weights in "
+        f"the file); embedding {settings['EMBEDDING_DIM']}, units {settings['UNITS']}, "
+        f"bidirectional {CELL_TYPE} encoder, {ATTENTION} attention; vocab spa "
+        f"{len(src_vocab)}, eng {len(tgt_vocab)}.",
         f"- Training: {epochs_done:.2f} epochs in {train_seconds:.0f} s"
-        f"{' (stopped by the time budget)' if stopped_early else ''}, batch {BATCH_SIZE}, "
-        f"Adam {LEARNING_RATE}, teacher forcing ratio {TEACHER_FORCING_RATIO}.",
+        f"{' (stopped by the time budget)' if budget.stopped else ''}, batch {BATCH_SIZE}, "
+        f"Adam {LEARNING_RATE}, teacher forcing ratio {TEACHER_FORCING_RATIO}; final "
+        f"validation loss {val_loss:.3f}.",
         f"- Corpus BLEU (sacrebleu, 1 reference, lowercased tokenized text) on "
         f"{len(eval_pairs)} held-out pairs: greedy {results['bleu_greedy']:.2f}, beam "
         f"{settings['BEAM_WIDTH']} alpha {LENGTH_PENALTY}: {results['bleu_beam']:.2f}.",

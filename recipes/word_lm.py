@@ -33,11 +33,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import keras  # noqa: E402  (after the path set-up; KERAS_BACKEND picks the backend)
-import numpy as np  # noqa: E402
 
+from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import ptb  # noqa: E402
 from kzoo.models import LanguageModel  # noqa: E402
 from kzoo.models.language_model import bptt_batches  # noqa: E402
+from kzoo.models.saving import save_compact  # noqa: E402
 
 # === Settings: the configurations of Zaremba et al. (2014), Table 1 ===
 CONFIGS = {
@@ -131,7 +132,7 @@ def main(argv=None):
     )
     keras.utils.set_random_seed(args.seed)
     start = time.time()
-    deadline = None if args.time_budget_minutes is None else start + 60 * args.time_budget_minutes
+    seconds = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
 
     train_ids, valid_ids, test_ids, vocabulary = ptb.load_data()
     if args.quick:
@@ -176,7 +177,7 @@ def main(argv=None):
             ids, batch_size=1, sequence_length=EVAL_SEQUENCE_LENGTH, start_token_id=eos
         )
 
-    budget = _Budget(deadline, total_steps)
+    budget = TrainingBudget(seconds, total_steps)
     history = []
     step = 0
     valid = None
@@ -203,7 +204,7 @@ def main(argv=None):
                 f"train perplexity {math.exp(loss):.1f} {time.time() - start:.0f}s",
                 flush=True,
             )
-            if budget.done:
+            if budget.stopped:
                 break
         valid = score(valid_ids)
         history.append((epoch, step, valid["perplexity"], time.time() - start))
@@ -212,7 +213,7 @@ def main(argv=None):
             f"({valid['tokens']:,} tokens) {time.time() - start:.0f}s",
             flush=True,
         )
-        if budget.done:
+        if budget.stopped:
             print(f"stopped: {budget.reason}")
             break
     train_seconds = time.time() - start
@@ -251,88 +252,17 @@ def main(argv=None):
     }
 
 
-class _Budget(keras.callbacks.Callback):
-    """Stops `fit` at a wall-clock deadline or after a number of steps."""
-
-    def __init__(self, deadline, max_steps):
-        super().__init__()
-        self.deadline, self.max_steps = deadline, max_steps
-        self.steps, self.done, self.reason = 0, False, ""
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if self.deadline is not None and time.time() >= self.deadline:
-            self.done, self.reason = True, "time budget reached"
-        elif self.steps >= self.max_steps:
-            self.done, self.reason = True, f"{self.max_steps} steps done"
-        if self.done:
-            self.model.stop_training = True
-
-
 def _save(model, output_dir, save_dtype):
-    """Saves a stateless float32 copy (any batch size) as <output_dir>/<name>.keras.
+    """Saves a stateless copy (any batch size) as <output_dir>/<name>.keras.
 
     With float16 storage the weights inside the file are rounded to float16;
     `keras.saving.load_model` casts them back into a float32 model.
     """
     os.makedirs(output_dir, exist_ok=True)
-    if save_dtype == "auto":
-        float32_mb = 4 * model.count_params() / 1e6
-        save_dtype = "float16" if float32_mb > MAX_FILE_MB else "float32"
-    config = {**model.get_config(), "stateful": False, "batch_size": None}
-    portable = LanguageModel.from_config(config)
-    for source, target in zip(model.trainable_weights, portable.trainable_weights):
-        target.assign(keras.ops.copy(source))
     path = os.path.join(output_dir, f"{model.name}.keras")
-    portable.save(path)
-    if save_dtype == "float16":
-        _store_weights_as_float16(path)
-    return path, save_dtype
-
-
-def _store_weights_as_float16(path):
-    """Rewrites the float32 arrays of a `.keras` archive's weights file as float16."""
-    import zipfile
-
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    with tempfile.TemporaryDirectory() as folder:
-        weights = os.path.join(folder, "model.weights.h5")
-        with open(weights, "wb") as f:
-            f.write(members["model.weights.h5"])
-        with h5py.File(weights, "r+") as store:
-            arrays = []
-            store.visititems(
-                lambda name, item: (
-                    arrays.append(name)
-                    if isinstance(item, h5py.Dataset) and item.dtype == np.float32
-                    else None
-                )
-            )
-            for name in arrays:
-                values = store[name][()].astype(np.float16)
-                del store[name]
-                store.create_dataset(name, data=values)
-            store.flush()
-        with open(weights, "rb") as f:
-            members["model.weights.h5"] = f.read()
-    # h5py leaves the space of deleted arrays in the file; repack by copying.
-    with tempfile.TemporaryDirectory() as folder:
-        source, packed = os.path.join(folder, "a.h5"), os.path.join(folder, "b.h5")
-        with open(source, "wb") as f:
-            f.write(members["model.weights.h5"])
-        with h5py.File(source, "r") as old, h5py.File(packed, "w") as new:
-            for key in old:
-                old.copy(old[key], new, name=key)
-            for key, value in old.attrs.items():
-                new.attrs[key] = value
-        with open(packed, "rb") as f:
-            members["model.weights.h5"] = f.read()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    config = {**model.get_config(), "stateful": False, "batch_size": None}
+    dtype = save_compact(model, path, save_dtype, max_megabytes=MAX_FILE_MB, config=config)
+    return path, dtype
 
 
 def _model_card(args, config, model, history, valid, test, saved_test, dtype, seconds, steps, path):
