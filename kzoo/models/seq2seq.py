@@ -92,7 +92,7 @@ class Seq2Seq(keras.Model):
     Generation (`generate`) runs greedy search (keras-hub `GreedySampler`)
     or `kzoo.models.decoding.BeamSearch` inside the model's compiled predict
     function: `tf.function` on TensorFlow, `jax.jit` on JAX, and the Keras
-    torch predict function (eager unless `jit_compile=True`) on PyTorch.
+    torch predict function (eager; `torch.compile` was too slow to compile) on PyTorch.
 
     Args:
         source_vocab_size: int, including padding and reserved ids.
