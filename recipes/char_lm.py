@@ -272,6 +272,7 @@ Load and sample:
 ```python
 import keras
 import kzoo.models  # registers LanguageModel for loading
+
 model = keras.saving.load_model("saved_models/{os.path.basename(path)}")
 print(model.generate("ROMEO:", max_length=300, sampler="top_k", k=5, seed=0))
 ```

@@ -300,6 +300,7 @@ Load and sample:
 ```python
 import keras
 import kzoo.models  # registers LanguageModel for loading
+
 model = keras.saving.load_model("saved_models/{os.path.basename(path)}")
 print(model.generate("the company said", max_length=30, sampler="top_p", p=0.9, seed=0))
 ```
