@@ -33,7 +33,6 @@ from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets.text_corpora import load_text  # noqa: E402
 from kzoo.models import LanguageModel  # noqa: E402
 from kzoo.models.language_model import bptt_batches  # noqa: E402
-from kzoo.models.saving import save_compact  # noqa: E402
 
 # === Settings (a full run) ===
 CORPUS = "tinyshakespeare"
@@ -234,9 +233,7 @@ def _save(model, output_dir):
     """Saves a stateless copy (any batch size) as <output_dir>/<name>.keras."""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"{model.name}.keras")
-    config = {**model.get_config(), "stateful": False, "batch_size": None}
-    dtype = save_compact(model, path, "auto", max_megabytes=MAX_FILE_MB, config=config)
-    return path, dtype
+    return path, model.save_stateless(path, max_megabytes=MAX_FILE_MB)
 
 
 def _model_card(args, model, history, valid, seconds, steps, path, dtype, sample_length):

@@ -242,10 +242,19 @@ def evaluate_bleu(model, pairs, src_index, tgt_vocab, settings):
         f"beam{settings['BEAM_WIDTH']} (alpha {LENGTH_PENALTY}) {results['bleu_beam']:.2f}",
         flush=True,
     )
-    examples = [(" ".join(pairs[i][0]), references[i], hyps["beam"][i]) for i in range(8)]
-    for example in examples[: len(pairs)]:
+    shown = min(8, len(pairs))
+    examples = [(" ".join(pairs[i][0]), references[i], hyps["beam"][i]) for i in range(shown)]
+    for example in examples:
         print("  es: {}\n  en: {}\n  mt: {}".format(*example))
-    return results, examples[: len(pairs)], sources, greedy
+    return results, examples, sources, greedy
+
+
+def write_scores(stem, results):
+    """Writes `<stem>_eval_<backend>.json`."""
+    path = f"{stem}_eval_{results['backend']}.json"
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    return path
 
 
 def evaluate_saved(args, settings):
@@ -262,16 +271,17 @@ def evaluate_saved(args, settings):
     results, _, _, _ = evaluate_bleu(model, eval_pairs, src_index, vocab["target"], settings)
     results["backend"] = keras.backend.backend()
     results["model"] = os.path.basename(stem) + ".keras"
-    path = f"{stem}_eval_{results['backend']}.json"
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"wrote {path}")
+    print(f"wrote {write_scores(stem, results)}")
     return results
 
 
 def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budget, rng):
-    """Teacher-forced training on bucketed batches; returns the epochs done."""
-    epochs_done = 0.0
+    """Teacher-forced training on bucketed batches.
+
+    Returns:
+        `(epochs done, validation loss after the last one)`.
+    """
+    epochs_done, val_loss = 0.0, float("nan")
     for epoch in range(settings["EPOCHS"]):
         batches = make_batches(
             train_pairs, src_index, tgt_index, BATCH_SIZE, settings["BUCKETS"], rng
@@ -279,7 +289,6 @@ def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budge
         losses = []
         for source, decoder_in, target in batches:
             losses.append(float(model.train_on_batch((source, decoder_in), target)))
-            budget.steps += 1
             if len(losses) % LOG_EVERY == 0:
                 print(
                     f"  epoch {epoch + 1} batch {len(losses)}/{len(batches)}: train loss "
@@ -288,18 +297,18 @@ def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budge
                 )
             if budget.expired():
                 break
-        val = [float(model.test_on_batch((s, d), t)) for s, d, t in val_batches]
+        val_loss = float(np.mean([model.test_on_batch((s, d), t) for s, d, t in val_batches]))
         epochs_done = epoch + len(losses) / len(batches)
         print(
             f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} "
-            f"({len(losses)}/{len(batches)} batches), validation loss {np.mean(val):.3f}, "
+            f"({len(losses)}/{len(batches)} batches), validation loss {val_loss:.3f}, "
             f"{budget.elapsed():.0f} s",
             flush=True,
         )
         if budget.stopped:
             print(f"stopped: {budget.reason}", flush=True)
             break
-    return epochs_done
+    return epochs_done, val_loss
 
 
 def main(argv=None):
@@ -352,11 +361,10 @@ def main(argv=None):
     val_batches = make_batches(validation, src_index, tgt_index, 256, settings["BUCKETS"], rng)
     minutes = args.time_budget_minutes
     budget = TrainingBudget(None if minutes is None else 60 * minutes)
-    epochs_done = train(
+    epochs_done, val_loss = train(
         model, train_pairs, val_batches, src_index, tgt_index, settings, budget, rng
     )
     train_seconds = budget.elapsed()
-    val_loss = float(np.mean([model.test_on_batch((s, d), t) for s, d, t in val_batches]))
 
     eval_pairs = test[: args.eval_size] if args.eval_size else test
     results, examples, sources, greedy = evaluate_bleu(
@@ -374,8 +382,7 @@ def main(argv=None):
     backend = keras.backend.backend()
     results.update(backend=backend, validation_loss=val_loss, train_seconds=train_seconds)
     results.update(epochs=epochs_done, storage_dtype=storage)
-    with open(f"{stem}_eval_{backend}.json", "w") as f:
-        json.dump(results, f, indent=1)
+    write_scores(stem, results)
     command = " ".join(argv if argv is not None else sys.argv[1:])
     card = [
         f"# translate_{settings['NAME']}: Spanish -> English Seq2Seq",

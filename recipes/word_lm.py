@@ -38,7 +38,6 @@ from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import ptb  # noqa: E402
 from kzoo.models import LanguageModel  # noqa: E402
 from kzoo.models.language_model import bptt_batches  # noqa: E402
-from kzoo.models.saving import save_compact  # noqa: E402
 
 # === Settings: the configurations of Zaremba et al. (2014), Table 1 ===
 CONFIGS = {
@@ -260,9 +259,7 @@ def _save(model, output_dir, save_dtype):
     """
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"{model.name}.keras")
-    config = {**model.get_config(), "stateful": False, "batch_size": None}
-    dtype = save_compact(model, path, save_dtype, max_megabytes=MAX_FILE_MB, config=config)
-    return path, dtype
+    return path, model.save_stateless(path, save_dtype, max_megabytes=MAX_FILE_MB)
 
 
 def _model_card(args, config, model, history, valid, test, saved_test, dtype, seconds, steps, path):

@@ -10,6 +10,7 @@ from kzoo.api import kzoo_export
 from kzoo.layers import GRU, LSTM
 from kzoo.layers._validation import check_choice, check_rate, check_units
 from kzoo.layers.stacked_cells import state_sizes
+from kzoo.models.saving import save_compact
 
 
 class _CopiedStatesMixin:
@@ -355,6 +356,19 @@ class LanguageModel(keras.Model):
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.get(config["dtype"])
         return cls(**config)
+
+    def save_stateless(self, path, weights_dtype="auto", max_megabytes=10.0):
+        """Saves a stateless copy (any batch size) without the optimizer state.
+
+        The way to ship a model trained statefully (truncated BPTT): the
+        file loads as a plain model for scoring and `generate`. Arguments as
+        in `kzoo.models.saving.save_compact`.
+
+        Returns:
+            The stored weights dtype, "float32" or "float16".
+        """
+        config = {**self.get_config(), "stateful": False, "batch_size": None}
+        return save_compact(self, path, weights_dtype, max_megabytes, config=config)
 
     def reset_states(self):
         """Zeros the carried states of a stateful model (no-op otherwise)."""

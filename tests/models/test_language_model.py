@@ -146,6 +146,17 @@ def test_stateful_model_continues_from_the_previous_window():
     assert_close(stateful.predict_on_batch(ids[:, 6:]), reference_logits(stateful, ids[:, 6:]))
 
 
+def test_save_stateless_gives_a_plain_model_with_the_same_weights(tmp_path):
+    stateful = small_model(stateful=True, batch_size=2)
+    path = os.path.join(tmp_path, "lm.keras")
+    assert stateful.save_stateless(path) == "float32"
+    loaded = keras.saving.load_model(path)
+    assert not loaded.stateful and loaded.batch_size is None
+    ids = np.random.randint(0, len(CHARS), (3, 7))  # any batch size now
+    stateful.reset_states()
+    assert_close(loaded(ids), reference_logits(stateful, ids), what="stateless copy logits")
+
+
 def test_stateful_fit_lowers_the_loss():
     model = small_model(stateful=True, batch_size=2, dropout=0.1)
     model.compile(
