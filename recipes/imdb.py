@@ -114,6 +114,14 @@ def parse_args(argv=None):
     p.add_argument("--data-path", default=None, help="aclImdb_v1.tar.gz or its folder")
     p.add_argument("--seed", type=int, default=SETTINGS["seed"])
     p.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (0, 1, 2)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any setting at the top of this file, VALUE in JSON "
+        "(e.g. --set spatial_dropout=0.4 --set pooling='[\"max\"]')",
+    )
     args = p.parse_args(argv)
     config = dict(SETTINGS, cell=args.cell, seed=args.seed)
     if args.quick:
@@ -124,6 +132,20 @@ def parse_args(argv=None):
             if value < 1:
                 p.error(f"--{key.replace('_', '-')} must be positive, got {value}")
             config[key] = value
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or key not in SETTINGS:
+            p.error(f"--set expects KEY=VALUE with KEY one of {sorted(SETTINGS)}, got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare string such as --set truncating=post
+        expected = type(SETTINGS[key])
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected):
+            p.error(f"--set {key}: expected a {expected.__name__}, got {text!r}")
+        config[key] = value
     if config["vocab"] < 3:
         p.error("--vocab must be at least 3 (padding, OOV and one word)")
     name = args.name or "imdb_{}{}{}".format(

@@ -8,6 +8,9 @@ Functions:
 
 * `rnn(step_fn, inputs, initial_states, initial_output, mask, go_backwards)`:
   runs any cell's step function over time.
+* `cell_call_function(cell, dtype)`: what the generic loop calls once per
+  step (the cell layer itself, or on torch its `call` method, skipping
+  `Layer.__call__`'s bookkeeping that eager execution pays at every step).
 * `fused_rnn(cell, sequences, initial_states, mask, go_backwards, training)`:
   a whole-sequence kernel for a plain `kzoo.layers` LSTM/GRU/SimpleRNN cell.
   The reference raises `NotImplementedError`, so a caller that gets it runs
@@ -66,6 +69,7 @@ def _dispatch(name):
     return run
 
 
+cell_call_function = _dispatch("cell_call_function")
 rnn = _dispatch("rnn")
 fused_rnn = _dispatch("fused_rnn")
 fused_bidirectional_rnn = _dispatch("fused_bidirectional_rnn")

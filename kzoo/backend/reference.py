@@ -4,6 +4,11 @@ import keras
 from keras import ops
 
 
+def cell_call_function(cell, dtype):
+    """The callable that runs one step of `cell`: the layer itself."""
+    return cell
+
+
 def step_with_mask(step_fn, x_t, mask_t, states, prev_output):
     """Runs one step; where `mask_t` is False the state and output carry over."""
     output, new_states = step_fn(x_t, states)

@@ -1,26 +1,42 @@
 """PyTorch-backend recurrent loops and fused kernels.
 
-Generic loop: Keras's torch loop slices the input with `x[t]`; the backward
-pass of each slice materialises a full-size gradient, so training cost grows
-with T^2. Unbinding the time axis once and stacking the outputs keeps the
-backward pass linear in T.
+Generic loop: the time axis is unbound once and the outputs stacked, so the
+backward pass stays linear in T (indexing `x[t]` at every step would make
+each step's backward materialise a full-size input gradient). Eager torch
+runs Python at every step, so the loop calls a built cell's `call` directly:
+`Layer.__call__` (input conversion, autocast and name scopes, training-flag
+lookup) costs more than a small cell's own arithmetic, and the enclosing RNN
+layer's `__call__` has done that work for the whole sequence already.
 
 Fused kernels: a plain kzoo LSTM, GRU (`reset_after=True`) or SimpleRNN cell
 runs in ATen's multi-step kernels (`torch._VF.lstm/gru/rnn_tanh/rnn_relu`,
 the functions behind `torch.nn.LSTM` etc.), with the Keras weights
 rearranged into torch's layout on the fly so that gradients reach the Keras
 variables. A right-padded batch runs unpacked over its full length (see
-`_run_right_padded`); the outputs at padded steps are then filled in the
-Keras way (the last valid output going forward, zeros before the first
-valid step going backward). Other masks raise `NotImplementedError` and run
-the generic loop. `Bidirectional` gets one kernel call for both directions
-when nothing is padded.
+`_run_right_padded`), except a GRU in inference, which runs packed; the
+outputs at padded steps are then filled in the Keras way (the last valid
+output going forward, zeros before the first valid step going backward).
+Other masks raise `NotImplementedError` and run the generic loop.
+`Bidirectional` gets one kernel call for both directions when nothing is
+padded, for a right-padded LSTM batch that starts from zero states, and for
+a right-padded GRU batch in inference.
 """
 
+import keras
 import torch
+from keras.backend import standardize_dtype
 
 from kzoo.backend._plain import plain_cell, same_config
 from kzoo.backend.reference import step_with_mask
+
+
+def cell_call_function(cell, dtype):
+    if not (isinstance(cell, keras.layers.Layer) and cell.built):
+        raise NotImplementedError("an unbuilt or non-Layer cell goes through __call__")
+    if not (cell.compute_dtype == cell.variable_dtype == standardize_dtype(dtype)):
+        # Mixed precision or a cell of another dtype: let __call__ cast.
+        raise NotImplementedError("the cell needs __call__'s dtype handling")
+    return cell.call
 
 
 def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False):
@@ -109,24 +125,58 @@ def _right_padded_lengths(mask, steps):
 _HOLD = 1e6
 
 
-def _hold_cell_over_padding(spec, params, inputs, valid):
+def _hold_cell_over_padding(spec, params, inputs, valid, directions=1):
     """Appends a padding indicator feature whose weights freeze the LSTM cell."""
     units = spec.units
     column = torch.zeros(4 * units, 1, dtype=inputs.dtype, device=inputs.device)
     column[:units] = -_HOLD
     column[units : 2 * units] = _HOLD
     flag = (~valid).to(inputs.dtype)[..., None]  # (batch, time, 1)
-    return [torch.cat([params[0], column], dim=1), *params[1:]], torch.cat([inputs, flag], dim=-1)
+    params = list(params)
+    per_direction = len(params) // directions
+    for first in range(0, len(params), per_direction):  # weight_ih of each direction
+        params[first] = torch.cat([params[first], column], dim=1)
+    return params, torch.cat([inputs, flag], dim=-1)
+
+
+# Kernels that run packed (padding skipped) in inference. Measured with
+# benchmarks/rnn_speed.py (B=64, T=200, lengths 100-200, 2 CPU cores): packed
+# GRU inference takes 0.87-0.98x the unmasked time, but packed LSTM 2.2-2.6x
+# (torch.nn.LSTM with packing as well), so LSTMs stay unpacked.
+PACKED_INFERENCE_KINDS = ("gru",)
+
+
+def _run_packed(spec, params, inputs, states, lengths, bidirectional=False):
+    """One kernel call over a packed right-padded batch (inference only).
+
+    Packing skips the padded steps, which saves their time without autograd;
+    its backward pass is slow on CPU, so training uses the unpacked kernel.
+    Rows of length 0 run one step here; callers replace their results.
+    `states`: list of `(directions, batch, h)`. Returns zero-padded outputs
+    and the final states (at each row's last valid step).
+    """
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+    )
+    hx = [s[:, packed.sorted_indices] for s in states]
+    hx = tuple(hx) if spec.kind == "lstm" else hx[0]
+    flags = (spec.bias is not None, 1, 0.0, False, bidirectional)
+    result = _kernel(spec)(packed.data, packed.batch_sizes, hx, params, *flags)
+    outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        packed._replace(data=result[0]), batch_first=True, total_length=inputs.shape[1]
+    )
+    return outputs, [s[:, packed.unsorted_indices] for s in result[1:]]
 
 
 def _run_right_padded(spec, params, inputs, initial_states, lengths, go_backwards):
-    """Runs the unpacked kernel over a right-padded batch.
+    """Runs the kernel over a right-padded batch.
 
-    Packed sequences are slow on CPU (their backward pass most of all), so the
-    kernel runs over the whole padded batch: padded inputs are zeroed, the
-    LSTM cell state is frozen over the padding (see `_HOLD`), and `h` at each
-    row's last valid step is gathered from the outputs. Only the valid steps
-    influence the results and the gradients.
+    With autograd, the kernel runs unpacked over the whole padded batch
+    (packed sequences are slow to differentiate on CPU): padded inputs are
+    zeroed, the LSTM cell state is frozen over the padding (see `_HOLD`), and
+    `h` at each row's last valid step is gathered from the outputs. Only the
+    valid steps influence the results and the gradients. Without autograd
+    (inference) a GRU batch is packed and the padding skipped.
     """
     batch, steps = inputs.shape[0], inputs.shape[1]
     positions = torch.arange(steps, device=inputs.device)[None, :]  # (1, time)
@@ -136,15 +186,24 @@ def _run_right_padded(spec, params, inputs, initial_states, lengths, go_backward
         # Reverse each row's valid part only (flax's flip_sequences).
         reverse = torch.where(valid, lengths_col - 1 - positions, positions)
         inputs = torch.gather(inputs, 1, reverse[..., None].expand_as(inputs))
-    inputs = inputs * valid[..., None].to(inputs.dtype)
-    if spec.kind == "lstm":
-        params, inputs = _hold_cell_over_padding(spec, params, inputs, valid)
-    outputs, final = _run(spec, params, inputs, [s[None] for s in initial_states])
+    stacked_states = [s[None] for s in initial_states]
+    if torch.is_grad_enabled() or spec.kind not in PACKED_INFERENCE_KINDS:
+        inputs = inputs * valid[..., None].to(inputs.dtype)
+        if spec.kind == "lstm":
+            params, inputs = _hold_cell_over_padding(spec, params, inputs, valid)
+        outputs, final = _run(spec, params, inputs, stacked_states)
+        final = [s[0] for s in final]
+    else:
+        outputs, final = _run_packed(spec, params, inputs, stacked_states, lengths)
+        final = [s[0] for s in final]
     empty = (lengths == 0)[:, None]
     last_index = (lengths - 1).clamp(min=0)
     h_last = outputs[torch.arange(batch, device=inputs.device), last_index]
     h_final = torch.where(empty, initial_states[0], h_last)
-    final_states = [h_final] + [s[0] for s in final[1:]]  # c was held: c_n is final
+    # The LSTM cell state was held over the padding (or packed): c_n is final.
+    final_states = [h_final] + [
+        torch.where(empty, initial, state) for initial, state in zip(initial_states[1:], final[1:])
+    ]
     last_output = torch.where(empty, torch.zeros_like(h_last), h_last)
     if go_backwards:
         # The padding is read first going backwards: zero outputs there, then
@@ -156,6 +215,54 @@ def _run_right_padded(spec, params, inputs, initial_states, lengths, go_backward
     else:
         outputs = torch.where(valid[..., None], outputs, last_output[:, None, :])
     return last_output, outputs, final_states
+
+
+def _run_bidirectional_held(spec, params, inputs, states, lengths):
+    """Both directions of a right-padded LSTM batch with zero initial states.
+
+    The cell is frozen over the padding (see `_HOLD`). The backward direction
+    reads the padding first: its cell state stays 0 there, so `h = o *
+    tanh(0) = 0` and it reaches each row's last valid step with the zero
+    initial state, as if it had started there; no gradient flows through
+    the padding. Same results as `_run_bidirectional_packed`, with autograd.
+    """
+    batch, steps, units = inputs.shape[0], inputs.shape[1], spec.units
+    valid = torch.arange(steps, device=inputs.device)[None, :] < lengths[:, None]
+    inputs = inputs * valid[..., None].to(inputs.dtype)
+    params, inputs = _hold_cell_over_padding(spec, params, inputs, valid, directions=2)
+    outputs, final = _run(spec, params, inputs, states, bidirectional=True)
+    outputs = torch.where(valid[..., None], outputs, torch.zeros_like(outputs))
+    forward_out, backward_out = outputs[..., :units], outputs[..., units:]
+    rows = torch.arange(batch, device=inputs.device)
+    forward_last = forward_out[rows, (lengths - 1).clamp(min=0)]  # 0 for empty rows
+    forward = (forward_last, forward_out, [forward_last, final[1][0]])
+    backward = (backward_out[:, 0], backward_out, [final[0][1], final[1][1]])
+    return forward, backward
+
+
+def _run_bidirectional_packed(spec, params, inputs, states, lengths):
+    """Both directions of a right-padded batch in one packed call (inference).
+
+    Returns each direction's `(last_output, outputs, final_states)` with the
+    outputs aligned with the inputs and zero at padded steps, as
+    `Bidirectional` returns them for a masked batch.
+    """
+    outputs, final = _run_packed(spec, params, inputs, states, lengths, bidirectional=True)
+    batch, units = inputs.shape[0], spec.units
+    valid = torch.arange(inputs.shape[1], device=inputs.device)[None, :] < lengths[:, None]
+    outputs = torch.where(valid[..., None], outputs, torch.zeros_like(outputs))
+    empty = (lengths == 0)[:, None]
+    forward_out, backward_out = outputs[..., :units], outputs[..., units:]
+    forward_last = forward_out[
+        torch.arange(batch, device=inputs.device), (lengths - 1).clamp(min=0)
+    ]
+    results = []
+    for direction, (out, last) in enumerate(
+        ((forward_out, forward_last), (backward_out, backward_out[:, 0]))
+    ):
+        finals = [torch.where(empty, s[direction], f[direction]) for s, f in zip(states, final)]
+        results.append((torch.where(empty, torch.zeros_like(last), last), out, finals))
+    return tuple(results)
 
 
 def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
@@ -190,15 +297,25 @@ def fused_bidirectional_rnn(
     if not same_config(forward_spec, backward_spec):
         raise NotImplementedError("the two directions differ in configuration")
     steps = sequences.shape[1]
+    lengths = None
     if mask is not None:
         lengths = _right_padded_lengths(mask, steps)
-        if not bool((lengths == steps).all()):
+        if bool((lengths == steps).all()):
+            lengths = None
+    held = lengths is not None and forward_spec.kind == "lstm"
+    held = held and not any(bool(s.any()) for s in (*forward_states, *backward_states))
+    if lengths is not None and not held:
+        if torch.is_grad_enabled() or forward_spec.kind not in PACKED_INFERENCE_KINDS:
             # The backward direction must start at each row's own end: two
             # `fused_rnn` calls (one per direction) handle that.
             raise NotImplementedError("padded batches run one direction at a time")
     params = _params(forward_spec) + _params(backward_spec)
     inputs = _apply_input_dropout([forward_spec, backward_spec], sequences)
     states = [torch.stack([f, b]) for f, b in zip(forward_states, backward_states)]
+    if held:
+        return _run_bidirectional_held(forward_spec, params, inputs, states, lengths)
+    if lengths is not None:
+        return _run_bidirectional_packed(forward_spec, params, inputs, states, lengths)
     outputs, final = _run(forward_spec, params, inputs, states, bidirectional=True)
     units = forward_spec.units
     forward_out, backward_out = outputs[..., :units], outputs[..., units:]

@@ -193,8 +193,10 @@ class RNN(keras.layers.Layer):
         if self._cell_takes_training:
             cell_kwargs["training"] = training
 
+        cell_call = backend.cell_call_function(self.cell, sequences.dtype)
+
         def step(x_t, step_states):
-            output, new_states = self.cell(x_t, list(step_states), **cell_kwargs)
+            output, new_states = cell_call(x_t, list(step_states), **cell_kwargs)
             if not isinstance(new_states, (list, tuple)):
                 new_states = [new_states]
             return output, list(new_states)

@@ -407,3 +407,82 @@ def test_saved_and_loaded_layer_gives_the_same_outputs(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(model.predict_on_batch(x), loaded.predict_on_batch(x), atol=TOL)
+
+
+class _MaskedCall(keras.layers.Layer):
+    """Calls a recurrent layer with a mask given as a second model input."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def call(self, x, mask):
+        out = self.layer(x, mask=keras.ops.cast(mask, "bool"))
+        return out if isinstance(out, (list, tuple)) else [out]
+
+
+# Right-padded masks of mixed lengths, with and without an empty row: the
+# torch backend packs these batches when no gradient is recorded.
+PREDICT_MASKS = {
+    "right": MASKS["right"],
+    "right_no_empty_row": np.array([[1] * 7, [1] * 4 + [0] * 3, [1] + [0] * 6, [1] * 6 + [0]]),
+}
+PREDICT_LAYERS = {
+    "lstm": lambda: kzoo.layers.LSTM(UNITS, return_sequences=True, return_state=True),
+    "lstm_backward": lambda: kzoo.layers.LSTM(
+        UNITS, return_sequences=True, return_state=True, go_backwards=True
+    ),
+    "gru_backward": lambda: kzoo.layers.GRU(
+        UNITS, return_sequences=True, return_state=True, go_backwards=True
+    ),
+    "simple_tanh": lambda: kzoo.layers.SimpleRNN(UNITS, return_sequences=True, return_state=True),
+    "bidirectional_lstm": lambda: kzoo.layers.Bidirectional(
+        kzoo.layers.LSTM(UNITS, return_sequences=True, return_state=True)
+    ),
+    "bidirectional_gru_last": lambda: kzoo.layers.Bidirectional(
+        kzoo.layers.GRU(UNITS, return_state=True)
+    ),
+}
+
+
+@pytest.mark.parametrize("mask_name", list(PREDICT_MASKS))
+@pytest.mark.parametrize("layer_name", list(PREDICT_LAYERS))
+def test_predict_on_padded_batches_equals_reference(layer_name, mask_name):
+    """Inference (`predict`, no gradient recorded) matches the reference loop."""
+    _, x = _data(9)
+    mask = PREDICT_MASKS[mask_name].astype("float32")
+    inputs = keras.Input((STEPS, FEATURES)), keras.Input((STEPS,))
+    model = keras.Model(inputs, _MaskedCall(PREDICT_LAYERS[layer_name]())(*inputs))
+    fast = model.predict_on_batch([x, mask])
+    with backend.reference_only():
+        model.make_predict_function(force=True)
+        reference = model.predict_on_batch([x, mask])
+    _assert_close(_to_list(fast), _to_list(reference), "output")
+
+
+def _to_list(outputs):
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [np.asarray(o, dtype="float64") for o in outputs]
+
+
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["sequences", "last"])
+@pytest.mark.parametrize("mask_name", ["right", "right_no_empty_row"])
+def test_bidirectional_lstm_from_zero_states_equals_reference(
+    value_and_grads, mask_name, return_sequences
+):
+    """Padded batches without `initial_state` (zero states), with gradients."""
+    rng, x = _data(10)
+    layer = kzoo.layers.Bidirectional(
+        kzoo.layers.LSTM(UNITS, return_sequences=return_sequences, return_state=True)
+    )
+    layer.build(x.shape)
+    out_shape = (BATCH, STEPS, 2 * UNITS) if return_sequences else (BATCH, 2 * UNITS)
+    shapes = [out_shape] + [(BATCH, UNITS)] * 4
+    _compare(
+        value_and_grads,
+        layer,
+        x,
+        _coefficients(rng, shapes),
+        mask=PREDICT_MASKS[mask_name].astype(bool),
+        training=True,
+    )
