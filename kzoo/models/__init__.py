@@ -18,6 +18,7 @@ from kzoo.models.sequence_tagger import (
 from kzoo.models.text_classifier import TextClassifier
 from kzoo.models.text_pipeline import TextPipeline
 from kzoo.models.tokenizer import WordTokenizer
+from kzoo.models.word_type_dropout import WordTypeDropout
 
 __all__ = [
     "AttentionPooling1D",
@@ -35,6 +36,7 @@ __all__ = [
     "TiedEmbedding",
     "UnknownWordDropout",
     "WordTokenizer",
+    "WordTypeDropout",
     "gnmt_length_penalty",
     "greedy_search",
     "load",

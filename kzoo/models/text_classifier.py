@@ -10,6 +10,7 @@ from kzoo.models.pooling import (
     GlobalMaskedAveragePooling1D,
     GlobalMaskedMaxPooling1D,
 )
+from kzoo.models.word_type_dropout import WordTypeDropout
 
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 POOLINGS = ("last", "max", "mean", "attention")
@@ -64,6 +65,9 @@ class TextClassifier(keras.Model):
             AWD-LSTM embedding dropout).
         spatial_dropout: drops whole embedding channels for a sequence
             (`SpatialDropout1D`, the "locked" dropout of AWD-LSTM).
+        word_type_dropout: drops whole word types per batch: every
+            occurrence of a drawn word becomes the unknown id 1
+            (`WordTypeDropout`, the embedding dropout of AWD-LSTM).
         pooling: one of `"last"`, `"max"`, `"mean"`, `"attention"`, or a list
             of them whose results are concatenated, e.g. `["max", "mean"]`.
         attention_units: hidden size of the attention scorer.
@@ -102,6 +106,7 @@ class TextClassifier(keras.Model):
         recurrent_dropout=0.0,
         embedding_dropout=0.0,
         spatial_dropout=0.0,
+        word_type_dropout=0.0,
         pooling="max",
         attention_units=64,
         hidden_units=0,
@@ -129,6 +134,7 @@ class TextClassifier(keras.Model):
             ("recurrent_dropout", recurrent_dropout),
             ("embedding_dropout", embedding_dropout),
             ("spatial_dropout", spatial_dropout),
+            ("word_type_dropout", word_type_dropout),
             ("head_dropout", head_dropout),
         ):
             check_rate(rate, name)
@@ -190,7 +196,12 @@ class TextClassifier(keras.Model):
 
         # === Functional model ===
         token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-        x = embedding(token_ids)  # (batch, time, embedding_dim), mask (batch, time)
+        ids = token_ids
+        if word_type_dropout > 0:
+            ids = WordTypeDropout(
+                word_type_dropout, vocabulary_size, seed=seed_for(4), name="word_type_dropout"
+            )(ids)
+        x = embedding(ids)  # (batch, time, embedding_dim), mask (batch, time)
         if embedding_dropout_layer is not None:
             x = embedding_dropout_layer(x)
         if spatial_dropout_layer is not None:
@@ -239,6 +250,7 @@ class TextClassifier(keras.Model):
         self.recurrent_dropout = float(recurrent_dropout)
         self.embedding_dropout = float(embedding_dropout)
         self.spatial_dropout = float(spatial_dropout)
+        self.word_type_dropout = float(word_type_dropout)
         self.pooling = pooling
         self.attention_units = attention_units
         self.hidden_units = hidden_units
@@ -261,6 +273,7 @@ class TextClassifier(keras.Model):
             "recurrent_dropout": self.recurrent_dropout,
             "embedding_dropout": self.embedding_dropout,
             "spatial_dropout": self.spatial_dropout,
+            "word_type_dropout": self.word_type_dropout,
             "pooling": self.pooling,
             "attention_units": self.attention_units,
             "hidden_units": self.hidden_units,

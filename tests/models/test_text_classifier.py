@@ -189,18 +189,45 @@ def test_dropout_only_in_training():
     model = small_classifier(
         bidirectional=False,
         embedding_dropout=0.5, spatial_dropout=0.5, dropout=0.5, recurrent_dropout=0.5,
-        head_dropout=0.5, hidden_units=4, pooling=["max", "mean"],
+        word_type_dropout=0.5, head_dropout=0.5, hidden_units=4, pooling=["max", "mean"],
     )  # fmt: skip
     np.testing.assert_allclose(run(model, IDS), run(model, IDS), atol=0)
     trained = [numpy(model(IDS, training=True)) for _ in range(2)]
     assert np.abs(trained[0] - trained[1]).max() > 1e-4
 
 
+def test_word_type_dropout_drops_every_occurrence_of_a_word_together():
+    vocabulary_size, rate = 2000, 0.3
+    drop = kzoo.models.WordTypeDropout(rate, vocabulary_size, seed=3)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocabulary_size, size=(8, 3000)).astype("int32")
+    ids[:, -50:] = 0  # padding
+    np.testing.assert_array_equal(numpy(drop(ids)), ids)  # inference: unchanged
+    out = numpy(drop(ids, training=True))
+    changed = out != ids
+    assert np.all(out[changed] == 1)  # dropped words become the unknown id
+    assert not np.any(changed[ids <= 1])  # padding and unknown stay
+    dropped_types = set(ids[changed].tolist())
+    kept_types = set(ids[~changed].tolist()) - {0, 1}
+    assert not dropped_types & kept_types  # one draw per word type and batch
+    fraction = len(dropped_types) / len(dropped_types | kept_types)
+    assert abs(fraction - rate) < 0.05
+    again = numpy(drop(ids, training=True))
+    assert not np.array_equal(again, out)  # a new draw per batch
+
+
+@pytest.mark.parametrize("kwargs", [{"vocabulary_size": 5, "unknown_id": 5}, {"rate": 1.0}])
+def test_word_type_dropout_rejects_bad_arguments(kwargs):
+    args = {"rate": 0.1, "vocabulary_size": 5, **kwargs}
+    with pytest.raises(ValueError, match="unknown_id|rate"):
+        kzoo.models.WordTypeDropout(**args)
+
+
 def test_config_round_trip():
     model = small_classifier(
         cell="lstm", num_layers=2, pooling=["attention", "max"], attention_units=3,
         hidden_units=2, head_dropout=0.1, embedding_dropout=0.1, spatial_dropout=0.1,
-        sequence_length=6, name="clf",
+        word_type_dropout=0.1, sequence_length=6, name="clf",
     )  # fmt: skip
     config = model.get_config()
     assert json.loads(json.dumps(config)) == config
