@@ -214,8 +214,13 @@ def _run_plain(spec, sequences, initial_states, mask, go_backwards, training):
         outputs, final_states = _forward_loop(math, math.prepare(w), xs, ms, init, keep=False)
     if ms is not None:
         # Before a row's first valid step the output is zeros, not the state.
-        seen = tf.cumsum(tf.cast(ms, tf.int32), axis=0) > 0
-        outputs = tf.where(seen, outputs, tf.zeros_like(outputs))
+        # Skipped when every row starts valid (right padding, the usual case),
+        # which saves a pass over all outputs.
+        def zero_before_first_valid():
+            seen = tf.cumsum(tf.cast(ms, tf.int32), axis=0) > 0
+            return tf.where(seen, outputs, tf.zeros_like(outputs))
+
+        outputs = tf.cond(tf.reduce_all(ms[0]), lambda: outputs, zero_before_first_valid)
     return outputs[-1], tf.transpose(outputs, (1, 0, 2)), list(final_states)
 
 

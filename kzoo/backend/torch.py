@@ -192,10 +192,9 @@ def _run_right_padded(spec, params, inputs, initial_states, lengths, go_backward
         if spec.kind == "lstm":
             params, inputs = _hold_cell_over_padding(spec, params, inputs, valid)
         outputs, final = _run(spec, params, inputs, stacked_states)
-        final = [s[0] for s in final]
     else:
         outputs, final = _run_packed(spec, params, inputs, stacked_states, lengths)
-        final = [s[0] for s in final]
+    final = [s[0] for s in final]
     empty = (lengths == 0)[:, None]
     last_index = (lengths - 1).clamp(min=0)
     h_last = outputs[torch.arange(batch, device=inputs.device), last_index]

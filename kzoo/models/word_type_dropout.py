@@ -35,8 +35,9 @@ class WordTypeDropout(keras.layers.Layer):
     Example:
 
     >>> drop = WordTypeDropout(0.5, vocabulary_size=10, seed=1)
-    >>> drop(np.array([[5, 7, 5, 0]]), training=True)  # both 5s share one draw
-    array([[1, 7, 1, 0]], dtype=int32)
+    >>> ids = drop(np.array([[5, 7, 5, 0]]), training=True)
+    >>> # Both 5s are kept, or both become 1 (one draw per word type and
+    >>> # batch); the padding 0 stays. The draws differ between backends.
 
     Reference:
         Merity et al., 2018, "Regularizing and Optimizing LSTM Language
