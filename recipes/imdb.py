@@ -144,7 +144,7 @@ def parse_args(argv=None):
         expected = type(SETTINGS[key])
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, expected):
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             p.error(f"--set {key}: expected a {expected.__name__}, got {text!r}")
         config[key] = value
     if config["vocab"] < 3:

@@ -81,3 +81,32 @@ def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir):
     assert int8_row["size_bytes"] < 0.3 * float_row["size_bytes"]
     assert abs(int8_row["accuracy"] - keras_row["accuracy"]) <= 0.02  # 2 reviews of 128
     assert keras_row["accuracy"] > 0.8
+
+
+def load_imdb_recipe():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "imdb_recipe", os.path.join(ROOT, "recipes", "imdb.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_set_overrides_settings_with_their_types():
+    recipe = load_imdb_recipe()
+    _, config, _ = recipe.parse_args(
+        ["--set", "word_type_dropout=0", "--set", 'pooling=["max"]', "--set", "truncating=post"]
+    )
+    assert config["word_type_dropout"] == 0.0 and isinstance(config["word_type_dropout"], float)
+    assert config["pooling"] == ["max"] and config["truncating"] == "post"
+
+
+@pytest.mark.parametrize(
+    "item", ["no_such_key=1", "units=1.5", "units=true", "bidirectional=3", "units"]
+)
+def test_set_rejects_unknown_keys_and_wrong_types(item, capsys):
+    with pytest.raises(SystemExit):
+        load_imdb_recipe().parse_args(["--set", item])
+    assert "--set" in capsys.readouterr().err
