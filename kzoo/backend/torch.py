@@ -216,50 +216,43 @@ def _run_right_padded(spec, params, inputs, initial_states, lengths, go_backward
     return last_output, outputs, final_states
 
 
-def _run_bidirectional_held(spec, params, inputs, states, lengths):
-    """Both directions of a right-padded LSTM batch with zero initial states.
+def _run_bidirectional_padded(spec, params, inputs, states, lengths):
+    """Both directions of a right-padded batch in one kernel call.
 
-    The cell is frozen over the padding (see `_HOLD`). The backward direction
-    reads the padding first: its cell state stays 0 there, so `h = o *
-    tanh(0) = 0` and it reaches each row's last valid step with the zero
-    initial state, as if it had started there; no gradient flows through
-    the padding. Same results as `_run_bidirectional_packed`, with autograd.
+    Without autograd a GRU batch runs packed. Otherwise (an LSTM from zero
+    initial states) the cell is frozen over the padding (see `_HOLD`): the
+    backward direction reads the padding first, its cell state stays 0
+    there, so `h = o * tanh(0) = 0` and it reaches each row's last valid step
+    with the zero initial state, as if it had started there; no gradient
+    flows through the padding. Returns each direction's `(last_output,
+    outputs, final_states)` with the outputs aligned with the inputs and zero
+    at padded steps, as `Bidirectional` returns them for a masked batch.
     """
     batch, steps, units = inputs.shape[0], inputs.shape[1], spec.units
     valid = torch.arange(steps, device=inputs.device)[None, :] < lengths[:, None]
-    inputs = inputs * valid[..., None].to(inputs.dtype)
-    params, inputs = _hold_cell_over_padding(spec, params, inputs, valid, directions=2)
-    outputs, final = _run(spec, params, inputs, states, bidirectional=True)
-    outputs = torch.where(valid[..., None], outputs, torch.zeros_like(outputs))
-    forward_out, backward_out = outputs[..., :units], outputs[..., units:]
-    rows = torch.arange(batch, device=inputs.device)
-    forward_last = forward_out[rows, (lengths - 1).clamp(min=0)]  # 0 for empty rows
-    forward = (forward_last, forward_out, [forward_last, final[1][0]])
-    backward = (backward_out[:, 0], backward_out, [final[0][1], final[1][1]])
-    return forward, backward
-
-
-def _run_bidirectional_packed(spec, params, inputs, states, lengths):
-    """Both directions of a right-padded batch in one packed call (inference).
-
-    Returns each direction's `(last_output, outputs, final_states)` with the
-    outputs aligned with the inputs and zero at padded steps, as
-    `Bidirectional` returns them for a masked batch.
-    """
-    outputs, final = _run_packed(spec, params, inputs, states, lengths, bidirectional=True)
-    batch, units = inputs.shape[0], spec.units
-    valid = torch.arange(inputs.shape[1], device=inputs.device)[None, :] < lengths[:, None]
+    if not torch.is_grad_enabled() and spec.kind in PACKED_INFERENCE_KINDS:
+        outputs, final = _run_packed(spec, params, inputs, states, lengths, bidirectional=True)
+    else:
+        inputs = inputs * valid[..., None].to(inputs.dtype)
+        params, inputs = _hold_cell_over_padding(spec, params, inputs, valid, directions=2)
+        outputs, final = _run(spec, params, inputs, states, bidirectional=True)
     outputs = torch.where(valid[..., None], outputs, torch.zeros_like(outputs))
     empty = (lengths == 0)[:, None]
     forward_out, backward_out = outputs[..., :units], outputs[..., units:]
-    forward_last = forward_out[
-        torch.arange(batch, device=inputs.device), (lengths - 1).clamp(min=0)
-    ]
+    rows = torch.arange(batch, device=inputs.device)
+    forward_last = forward_out[rows, (lengths - 1).clamp(min=0)]  # 0 for empty rows
+    # h at each row's last valid step: gathered (the held kernel's h_n is
+    # after the padding); the cell state was held or packed, so c_n is final.
+    forward_final = [forward_last] + [f[0] for f in final[1:]]
+    backward_final = [f[1] for f in final]
     results = []
-    for direction, (out, last) in enumerate(
-        ((forward_out, forward_last), (backward_out, backward_out[:, 0]))
+    for direction, (out, last, finals) in enumerate(
+        (
+            (forward_out, forward_last, forward_final),
+            (backward_out, backward_out[:, 0], backward_final),
+        )
     ):
-        finals = [torch.where(empty, s[direction], f[direction]) for s, f in zip(states, final)]
+        finals = [torch.where(empty, s[direction], f) for s, f in zip(states, finals)]
         results.append((torch.where(empty, torch.zeros_like(last), last), out, finals))
     return tuple(results)
 
@@ -301,20 +294,20 @@ def fused_bidirectional_rnn(
         lengths = _right_padded_lengths(mask, steps)
         if bool((lengths == steps).all()):
             lengths = None
-    held = lengths is not None and forward_spec.kind == "lstm"
-    held = held and not any(bool(s.any()) for s in (*forward_states, *backward_states))
-    if lengths is not None and not held:
-        if torch.is_grad_enabled() or forward_spec.kind not in PACKED_INFERENCE_KINDS:
+    if lengths is not None:
+        packed = not torch.is_grad_enabled() and forward_spec.kind in PACKED_INFERENCE_KINDS
+        held = forward_spec.kind == "lstm" and not any(
+            bool(s.any()) for s in (*forward_states, *backward_states)
+        )
+        if not (packed or held):
             # The backward direction must start at each row's own end: two
             # `fused_rnn` calls (one per direction) handle that.
             raise NotImplementedError("padded batches run one direction at a time")
     params = _params(forward_spec) + _params(backward_spec)
     inputs = _apply_input_dropout([forward_spec, backward_spec], sequences)
     states = [torch.stack([f, b]) for f, b in zip(forward_states, backward_states)]
-    if held:
-        return _run_bidirectional_held(forward_spec, params, inputs, states, lengths)
     if lengths is not None:
-        return _run_bidirectional_packed(forward_spec, params, inputs, states, lengths)
+        return _run_bidirectional_padded(forward_spec, params, inputs, states, lengths)
     outputs, final = _run(forward_spec, params, inputs, states, bidirectional=True)
     units = forward_spec.units
     forward_out, backward_out = outputs[..., :units], outputs[..., units:]

@@ -1,6 +1,5 @@
 """recipes/imdb_ensemble.py: averaging saved IMDB pipelines into one."""
 
-import importlib.util
 import json
 import os
 
@@ -9,18 +8,10 @@ import pytest
 
 import kzoo.models
 from kzoo.models import TextClassifier, TextPipeline, WordTokenizer
+from tests.recipes.recipe_module import load_recipe
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORDS = ["", "[UNK]", "wonderful", "film", "great", "acting", "awful", "boring", "plot"]
 TEXTS = ["A wonderful film with great acting", "", "Awful, boring plot.", "film " * 200]
-
-
-def load_recipe():
-    path = os.path.join(ROOT, "recipes", "imdb_ensemble.py")
-    spec = importlib.util.spec_from_file_location("imdb_ensemble_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def member(seed, sequence_length=50):
@@ -30,7 +21,7 @@ def member(seed, sequence_length=50):
 
 def test_ensemble_averages_the_members_probabilities():
     members = [member(1), member(2), member(3)]
-    ensemble = load_recipe().build_ensemble(members, "ens")
+    ensemble = load_recipe("imdb_ensemble.py").build_ensemble(members, "ens")
     expected = np.mean([m.predict(TEXTS) for m in members], axis=0)
     got = ensemble.predict(TEXTS)
     assert got.shape == (len(TEXTS),)
@@ -40,7 +31,9 @@ def test_ensemble_averages_the_members_probabilities():
 
 def test_members_with_different_tokenizers_are_refused():
     with pytest.raises(ValueError, match="another tokenizer"):
-        load_recipe().build_ensemble([member(1), member(2, sequence_length=40)], "ens")
+        load_recipe("imdb_ensemble.py").build_ensemble(
+            [member(1), member(2, sequence_length=40)], "ens"
+        )
 
 
 @pytest.mark.large
@@ -52,7 +45,9 @@ def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, shared_data_dir):
     archive = os.path.join(shared_data_dir, "aclImdb_v1.tar.gz")
     args = [*paths, "--name", "ens", "--output-dir", str(tmp_path), "--data-path", archive]
     # A budget below the float32 size makes the recipe store float16 weights.
-    results = load_recipe().main([*args, "--test-size", "40", "--max-megabytes", "0.001"])
+    results = load_recipe("imdb_ensemble.py").main(
+        [*args, "--test-size", "40", "--max-megabytes", "0.001"]
+    )
     assert results["weights_dtype"] == "float16"
     assert results["test_size"] == 40 and 0 <= results["test_accuracy"] <= 1
     assert len(results["members"]) == 2

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import kzoo.models
+from tests.recipes.recipe_module import load_recipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,19 +84,8 @@ def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir):
     assert keras_row["accuracy"] > 0.8
 
 
-def load_imdb_recipe():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "imdb_recipe", os.path.join(ROOT, "recipes", "imdb.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_set_overrides_settings_with_their_types():
-    recipe = load_imdb_recipe()
+    recipe = load_recipe("imdb.py")
     _, config, _ = recipe.parse_args(
         ["--set", "word_type_dropout=0", "--set", 'pooling=["max"]', "--set", "truncating=post"]
     )
@@ -108,5 +98,5 @@ def test_set_overrides_settings_with_their_types():
 )
 def test_set_rejects_unknown_keys_and_wrong_types(item, capsys):
     with pytest.raises(SystemExit):
-        load_imdb_recipe().parse_args(["--set", item])
+        load_recipe("imdb.py").parse_args(["--set", item])
     assert "--set" in capsys.readouterr().err
