@@ -20,7 +20,14 @@ Ratios are speed ratios `time(baseline) / time(kzoo)`: above 1 means kzoo is
 faster. `masked/unmasked` is `time(kzoo, masked) / time(kzoo, unmasked)`.
 GFLOP/s counts only the recurrent matrix products (forward `2*B*T*G*H*(D+H)`
 with G gates; a training step counted as 3x forward), so it is a rough
-utilisation figure, not a profile.
+utilisation figure, not a profile. `%peak` compares it with one large matrix
+product timed on the same backend at start-up (the header's "matmul peak");
+`bound_vs_keras` is the ratio to Keras that kzoo would reach if its
+recurrent products ran at that peak and nothing else took time, an upper
+bound for any implementation that does the same arithmetic.
+On torch, inference is also timed as a direct model call under
+`torch.no_grad()` (`kzoo_call_ms`), the way torch code embedding the model
+runs it, next to the native `torch.nn` model.
 
 Usage:
 
@@ -99,6 +106,21 @@ def keras_callables(model, x, y):
         "inference": lambda: model.predict_on_batch(x),
         "train": lambda: model.train_on_batch(x, y),
     }
+
+
+def torch_model_call(model, x):
+    """The Keras model called on a torch tensor without autograd, as torch
+    code embedding it would: no `predict_on_batch` (NumPy conversion and
+    Keras's per-call setup, about 1-2 ms)."""
+    import torch
+
+    x_t = torch.from_numpy(x)
+
+    def call():
+        with torch.no_grad():
+            return model(x_t, training=False)
+
+    return call
 
 
 def torch_callables(cell, units, args, x, y, masked, bidirectional=False):
@@ -203,6 +225,19 @@ def flops(args, gates, units, mode, directions=1):
     return forward * (3 if mode == "train" else 1)
 
 
+def matmul_peak_gflops(args, rounds=5):
+    """GFLOP/s of one large matrix product (all steps' `[x, h] @ W` at once,
+    LSTM-sized): a ceiling for the recurrent products of any implementation
+    on this backend and machine."""
+    import keras
+
+    units = max(args.units)
+    a = keras.ops.ones((args.batch * args.time, args.features + units))
+    b = keras.ops.ones((args.features + units, 4 * units))
+    seconds = round_robin({"matmul": lambda: keras.ops.matmul(a, b)}, rounds, warmup=2)["matmul"]
+    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds / 1e9
+
+
 def layer_factories(section, units, backend):
     import keras
 
@@ -236,6 +271,8 @@ def run_group(section, units, mode, args, data, backend):
         for impl, factory in layer_factories(section, units, backend).items():
             model = keras_model(factory, args, masked)
             callables[(impl, tag)] = keras_callables(model, inputs, y)[mode]
+            if impl == "kzoo" and backend == "torch" and mode == "inference":
+                callables[("kzoo_call", tag)] = torch_model_call(model, inputs)
         if backend == "torch" and section != "generic":
             cell = "gru" if section == "gru" else "lstm"
             callables[("torch.nn", tag)] = torch_callables(
@@ -260,6 +297,16 @@ def run_group(section, units, mode, args, data, backend):
             if (impl, tag) in medians:
                 row[f"{impl}_ms"] = medians[(impl, tag)] * 1e3
                 row[f"vs_{impl}"] = medians[(impl, tag)] / kzoo_s
+        if ("kzoo_call", tag) in medians:
+            call_s = medians[("kzoo_call", tag)]
+            row["kzoo_call_ms"] = call_s * 1e3
+            if ("torch.nn", tag) in medians:
+                row["call_vs_torch.nn"] = medians[("torch.nn", tag)] / call_s
+        if getattr(args, "peak_gflops", None):
+            row["%peak"] = 100 * row["kzoo_gflops"] / args.peak_gflops
+            # The ratio to Keras if kzoo's recurrent products ran at the
+            # matmul peak and everything else took no time.
+            row["bound_vs_keras"] = medians[("keras", tag)] / (work / (args.peak_gflops * 1e9))
         row["masked/unmasked"] = medians[("kzoo", "masked")] / medians[("kzoo", "unmasked")]
         rows.append(row)
     return rows
@@ -277,7 +324,10 @@ def print_table(rows, backend):
     ]
     if backend == "torch":
         columns += [("torch.nn_ms", "{:.1f}"), ("vs_torch.nn", "{:.2f}x")]
+        if any("kzoo_call_ms" in row for row in rows):
+            columns += [("kzoo_call_ms", "{:.1f}"), ("call_vs_torch.nn", "{:.2f}x")]
     columns += [("masked/unmasked", "{:.2f}"), ("kzoo_gflops", "{:.1f}")]
+    columns += [("%peak", "{:.0f}"), ("bound_vs_keras", "{:.2f}x")]
     header = "| " + " | ".join(name for name, _ in columns) + " |"
     print(header)
     print("|" + "---|" * len(columns))
@@ -362,6 +412,12 @@ def main(argv=None):
         f"backend={backend} keras={keras.__version__} B={args.batch} T={args.time} "
         f"D={args.features} units={args.units} rounds={args.rounds} cpu={cpu} "
         f"threads={os.cpu_count()}"
+    )
+    args.peak_gflops = matmul_peak_gflops(args)
+    print(
+        f"matmul peak: {args.peak_gflops:.1f} GFLOP/s "
+        f"({args.batch * args.time}x{args.features + max(args.units)} @ "
+        f"{args.features + max(args.units)}x{4 * max(args.units)}, keras.ops.matmul)"
     )
     rng = np.random.default_rng(0)
     data = make_data(args, rng)

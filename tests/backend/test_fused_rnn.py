@@ -182,6 +182,18 @@ def test_plain_cells_take_the_fused_kernel(fused_calls, cell_name, mask_name):
     assert fused_calls["fused_rnn"] == 1
 
 
+@pytest.mark.parametrize("mask_name", [None, "right"])
+def test_bidirectional_lstm_takes_one_fused_call(fused_calls, mask_name):
+    """Where a backend has a two-direction kernel (TensorFlow: two XLA loops
+    run side by side; torch: one ATen call), Bidirectional uses it."""
+    if getattr(backend._native, "fused_bidirectional_rnn", None) is None:
+        pytest.skip(f"the {keras.backend.backend()} backend has no two-direction kernel")
+    _, x = _data()
+    layer = kzoo.layers.Bidirectional(kzoo.layers.LSTM(UNITS, return_sequences=True))
+    layer(x, mask=None if mask_name is None else MASKS[mask_name])
+    assert fused_calls == {"fused_rnn": 0, "fused_bidirectional_rnn": 1}
+
+
 class _SubclassedCell(kzoo.layers.LSTMCell):
     pass
 
