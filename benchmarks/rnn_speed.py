@@ -20,12 +20,7 @@ Ratios are speed ratios `time(baseline) / time(kzoo)`: above 1 means kzoo is
 faster. `masked/unmasked` is `time(kzoo, masked) / time(kzoo, unmasked)`.
 GFLOP/s counts only the recurrent matrix products (forward `2*B*T*G*H*(D+H)`
 with G gates; a training step counted as 3x forward), so it is a rough
-utilisation figure, not a profile. `%peak` compares it with one large matrix
-product timed on the same backend at start-up (the header's "matmul peak");
-`bound_vs_keras` is the ratio to Keras that kzoo would reach if its
-recurrent products ran at that peak and nothing else took time, an upper
-bound for any implementation that does the same arithmetic (not printed on
-torch, where ATen's LSTM kernel multiplies faster than `torch.matmul`).
+utilisation figure, not a profile.
 On torch, inference is also timed as a direct model call under
 `torch.no_grad()` (`kzoo_call_ms`), the way torch code embedding the model
 runs it, next to the native `torch.nn` model.
@@ -226,19 +221,6 @@ def flops(args, gates, units, mode, directions=1):
     return forward * (3 if mode == "train" else 1)
 
 
-def matmul_peak_gflops(args, rounds=5):
-    """GFLOP/s of one large matrix product (all steps' `[x, h] @ W` at once,
-    LSTM-sized): a ceiling for the recurrent products of any implementation
-    on this backend and machine."""
-    import keras
-
-    units = max(args.units)
-    a = keras.ops.ones((args.batch * args.time, args.features + units))
-    b = keras.ops.ones((args.features + units, 4 * units))
-    seconds = round_robin({"matmul": lambda: keras.ops.matmul(a, b)}, rounds, warmup=2)["matmul"]
-    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds / 1e9
-
-
 def layer_factories(section, units, backend):
     import keras
 
@@ -303,11 +285,6 @@ def run_group(section, units, mode, args, data, backend):
             row["kzoo_call_ms"] = call_s * 1e3
             if ("torch.nn", tag) in medians:
                 row["call_vs_torch.nn"] = medians[("torch.nn", tag)] / call_s
-        if getattr(args, "peak_gflops", None):
-            row["%peak"] = 100 * row["kzoo_gflops"] / args.peak_gflops
-            # The ratio to Keras if kzoo's recurrent products ran at the
-            # matmul peak and everything else took no time.
-            row["bound_vs_keras"] = medians[("keras", tag)] / (work / (args.peak_gflops * 1e9))
         row["masked/unmasked"] = medians[("kzoo", "masked")] / medians[("kzoo", "unmasked")]
         rows.append(row)
     return rows
@@ -328,8 +305,6 @@ def print_table(rows, backend):
         if any("kzoo_call_ms" in row for row in rows):
             columns += [("kzoo_call_ms", "{:.1f}"), ("call_vs_torch.nn", "{:.2f}x")]
     columns += [("masked/unmasked", "{:.2f}"), ("kzoo_gflops", "{:.1f}")]
-    if any("%peak" in row for row in rows):
-        columns += [("%peak", "{:.0f}"), ("bound_vs_keras", "{:.2f}x")]
     header = "| " + " | ".join(name for name, _ in columns) + " |"
     print(header)
     print("|" + "---|" * len(columns))
@@ -415,16 +390,6 @@ def main(argv=None):
         f"D={args.features} units={args.units} rounds={args.rounds} cpu={cpu} "
         f"threads={os.cpu_count()}"
     )
-    if backend != "torch":
-        # On torch ATen's LSTM runs oneDNN's RNN primitive, whose products
-        # outrun torch.matmul (measured: 300+ against 160 GFLOP/s), so a
-        # matmul there is no ceiling.
-        args.peak_gflops = matmul_peak_gflops(args)
-        print(
-            f"matmul peak: {args.peak_gflops:.1f} GFLOP/s "
-            f"({args.batch * args.time}x{args.features + max(args.units)} @ "
-            f"{args.features + max(args.units)}x{4 * max(args.units)}, keras.ops.matmul)"
-        )
     rng = np.random.default_rng(0)
     data = make_data(args, rng)
     for section in args.sections:

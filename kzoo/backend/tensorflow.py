@@ -3,10 +3,13 @@
 Generic loop: `tf.while_loop` over TensorArrays.
 
 Fused kernels: a plain kzoo cell runs in a `tf.while_loop` over its own
-equations (`_fused_math`) under `tf.custom_gradient`; the gradient is a
-second loop that produces the pre-activation gradients of every step,
-followed by a few large matrix products for the weight gradients. Masks of
-any pattern are handled inside the loop with `where` on the states.
+equations (`_fused_math`). Wide layers (and both directions of a
+`Bidirectional`) run it XLA-compiled under `tf.custom_gradient`; the
+gradient is a second loop that produces the pre-activation gradients of
+every step, followed by a few large matrix products for the weight
+gradients. Narrow layers run the executor's loop, which TensorFlow
+differentiates itself. Masks of any pattern are handled inside the loop
+with `where` on the states.
 """
 
 import functools

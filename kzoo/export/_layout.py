@@ -22,7 +22,10 @@ def structured_inputs(model, flat):
     call needs the original structure.
     """
     flat = list(flat)
-    struct = getattr(model, "_inputs_struct", None)
+    try:
+        struct = model.input  # a functional model: the structure it was built on
+    except (AttributeError, ValueError):  # a model never called on symbolic inputs
+        struct = None
     if struct is None or len(keras.tree.flatten(struct)) != len(flat):
         return flat[0] if len(flat) == 1 else flat
     return keras.tree.pack_sequence_as(struct, flat)

@@ -13,35 +13,17 @@ from kzoo.layers.stacked_cells import state_sizes
 from kzoo.models.saving import save_compact
 
 
-class _CopiedStatesMixin:
-    """Starts a stateful layer from copies of its kept states.
+class _LSTM(LSTM):
+    """The language model's LSTM layer class.
 
-    `kzoo.layers.RNN` feeds its state variables themselves into the loop and
-    then assigns the final states to them in place; on the PyTorch backend that
-    in-place write invalidates the tensors autograd saved for the backward
-    pass ("modified by an inplace operation"). Passing copies as
-    `initial_state` keeps the same semantics on every backend (the final
-    states are still stored) and leaves the variables out of the graph.
+    Keras stores a model's weights under paths made from its layers' class
+    names (`layers/_lstm/cell/vars`), so these subclasses stay for the files
+    saved with them.
     """
 
-    def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
-        if self.stateful and initial_state is None:
-            initial_state = [ops.copy(state) for state in self.states]
-        return super().call(
-            sequences,
-            initial_state=initial_state,
-            mask=mask,
-            training=training,
-            constants=constants,
-        )
 
-
-class _LSTM(_CopiedStatesMixin, LSTM):
-    pass
-
-
-class _GRU(_CopiedStatesMixin, GRU):
-    pass
+class _GRU(GRU):
+    """The language model's GRU layer class (kept for saved weight paths)."""
 
 
 RECURRENT_LAYERS = {"lstm": _LSTM, "gru": _GRU}
