@@ -17,7 +17,8 @@ Functions:
   `rnn` instead.
 * `fused_bidirectional_rnn(forward_cell, backward_cell, sequences,
   forward_states, backward_states, mask, training)`: both directions of a
-  `Bidirectional` layer in one kernel call, where a backend has one.
+  `Bidirectional` layer in one backend call, where a backend has one (torch:
+  one ATen kernel call; TensorFlow: two compiled loops that run side by side).
 
 `reference_only()` is a context manager that routes every call to
 `reference.py` (no fused kernels): tests compare the two paths with it.

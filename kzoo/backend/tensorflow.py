@@ -26,7 +26,8 @@ from kzoo.backend.reference import step_with_mask
 # cores (B=64, T=200, D=128, ratio vs Keras): train step at 128 units
 # TensorFlow's gradient 1.0-1.2x, the custom loops 0.7-0.9x; at 256 units the
 # custom loops 1.3-1.5x (LSTM), TensorFlow's 0.9-1.0x. Inference with XLA:
-# 1.5x (LSTM) and 1.1x (GRU) at 256 units, 0.84-0.95x unmasked at 128.
+# 1.5-1.7x (LSTM) and 1.1-1.2x (GRU) at 256 units, 0.81-0.92x unmasked at 128
+# (see benchmarks/RESULTS.md).
 CUSTOM_GRADIENT_MIN_UNITS = 192
 
 
@@ -174,8 +175,8 @@ def _fused_core(math, w, xs, ms, init, training=True):
     num_states = len(init)
     has_mask = ms is not None
     use_xla = xs.shape[0] is not None
-    if not (use_xla or training):
-        raise ValueError("inference with a dynamic length runs the executor loop")
+    if not (use_xla or training):  # callers run the executor loop instead
+        raise ValueError("inference with a dynamic length has no custom-gradient loop")
 
     @tf.custom_gradient
     def core(*flat):
@@ -263,9 +264,9 @@ def fused_bidirectional_rnn(
     The two compiled loops are independent, so TensorFlow's executor runs
     them at the same time, one per core, where the executor's own loop would
     run them one after the other. Measured (B=64, T=200, D=128, 128 units,
-    2 cores): inference 1.25x Keras's `Bidirectional(LSTM)`, against 0.96-1.02x
-    with each direction's executor loop; training 0.97-1.12x against
-    0.95-1.00x. A dynamic length keeps the executor loops.
+    2 cores): inference 1.20-1.31x Keras's `Bidirectional(LSTM)`, against
+    0.96-1.02x with each direction's executor loop; training 0.92-1.12x
+    against 0.95-1.00x. A dynamic length keeps the executor loops.
     """
     if sequences.shape[1] is None:
         raise NotImplementedError("a dynamic length runs each direction's executor loop")
