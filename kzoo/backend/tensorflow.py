@@ -12,6 +12,7 @@ differentiates itself. Masks of any pattern are handled inside the loop
 with `where` on the states.
 """
 
+import collections
 import functools
 
 import tensorflow as tf
@@ -143,10 +144,13 @@ def _backward_loop(math, w, xs, ms, init, stacks, saved, d_outputs, d_finals):
     return (d_kernel, d_recurrent, d_bias), dxs, d_init
 
 
+_CompiledLoops = collections.namedtuple("_CompiledLoops", ["forward", "backward", "infer"])
+
+
 @functools.cache
 def _xla_loops(math):
     """The loops compiled with XLA (one executable per input shape):
-    `(forward keeping activations, backward, forward keeping nothing)`."""
+    `forward` keeps the activations, `infer` keeps nothing."""
 
     def forward(w, xs, ms, init):
         return _forward_loop(math, math.prepare(w), xs, ms, init, keep=True)
@@ -157,7 +161,7 @@ def _xla_loops(math):
     def infer(w, xs, ms, init):
         return _forward_loop(math, math.prepare(w), xs, ms, init, keep=False)
 
-    return tuple(tf.function(f, jit_compile=True) for f in (forward, backward, infer))
+    return _CompiledLoops(*(tf.function(f, jit_compile=True) for f in (forward, backward, infer)))
 
 
 def _fused_core(math, w, xs, ms, init, training=True):
@@ -175,8 +179,6 @@ def _fused_core(math, w, xs, ms, init, training=True):
     num_states = len(init)
     has_mask = ms is not None
     use_xla = xs.shape[0] is not None
-    if not (use_xla or training):  # callers run the executor loop instead
-        raise ValueError("inference with a dynamic length has no custom-gradient loop")
 
     @tf.custom_gradient
     def core(*flat):
@@ -191,16 +193,18 @@ def _fused_core(math, w, xs, ms, init, training=True):
         if not use_xla:
             (outputs, finals), kept = _forward_loop(math, math.prepare(w), xs, ms, init, keep=True)
         elif training:
-            (outputs, finals), kept = _xla_loops(math)[0](w, xs, ms, init)
+            (outputs, finals), kept = _xla_loops(math).forward(w, xs, ms, init)
         else:
-            outputs, finals = _xla_loops(math)[2](w, xs, ms, init)
+            outputs, finals = _xla_loops(math).infer(w, xs, ms, init)
 
         def grad(d_outputs, *d_finals):
-            stacks, saved = kept if kept is not None else _xla_loops(math)[0](w, xs, ms, init)[1]
+            stacks, saved = (
+                kept if kept is not None else _xla_loops(math).forward(w, xs, ms, init)[1]
+            )
             if use_xla:
                 d_outputs = tf.stop_gradient(d_outputs)
                 d_finals = [tf.stop_gradient(d) for d in d_finals]
-            bwd = _xla_loops(math)[1] if use_xla else functools.partial(_backward_loop, math)
+            bwd = _xla_loops(math).backward if use_xla else functools.partial(_backward_loop, math)
             d_w, dxs, d_init = bwd(w, xs, ms, init, stacks, saved, d_outputs, d_finals)
             return [*d_w, dxs, *d_init] + ([None] if has_mask else [])
 
@@ -274,16 +278,15 @@ def fused_bidirectional_rnn(
         plain_cell(c, training=training, dtype=sequences.dtype)
         for c in (forward_cell, backward_cell)
     ]
-    forward = _run_plain(specs[0], sequences, forward_states, mask, False, training, compiled=True)
-    backward = _run_plain(specs[1], sequences, backward_states, mask, True, training, compiled=True)
-    # Returned aligned with the inputs, zero at padded steps (as
-    # `Bidirectional` returns each direction's sequences).
-    forward_outputs, backward_outputs = forward[1], tf.reverse(backward[1], [1])
-    if mask is not None:
-        valid = tf.cast(mask, tf.bool)[..., None]
-        forward_outputs = tf.where(valid, forward_outputs, tf.zeros_like(forward_outputs))
-        backward_outputs = tf.where(valid, backward_outputs, tf.zeros_like(backward_outputs))
-    return (
-        (forward[0], forward_outputs, forward[2]),
-        (backward[0], backward_outputs, backward[2]),
-    )
+    directions = []
+    for spec, states, go_backwards in (
+        (specs[0], forward_states, False),
+        (specs[1], backward_states, True),
+    ):
+        last, outputs, finals = _run_plain(
+            spec, sequences, states, mask, go_backwards, training, compiled=True
+        )
+        if go_backwards:  # returned aligned with the inputs, as the torch kernel's
+            outputs = tf.reverse(outputs, [1])
+        directions.append((last, outputs, finals))
+    return tuple(directions)

@@ -225,8 +225,8 @@ def _run_bidirectional_padded(spec, params, inputs, states, lengths):
     there, so `h = o * tanh(0) = 0` and it reaches each row's last valid step
     with the zero initial state, as if it had started there; no gradient
     flows through the padding. Returns each direction's `(last_output,
-    outputs, final_states)` with the outputs aligned with the inputs and zero
-    at padded steps, as `Bidirectional` returns them for a masked batch.
+    outputs, final_states)` with the outputs aligned with the inputs
+    (`Bidirectional` zeroes them at padded steps).
     """
     batch, steps, units = inputs.shape[0], inputs.shape[1], spec.units
     valid = torch.arange(steps, device=inputs.device)[None, :] < lengths[:, None]
@@ -236,11 +236,10 @@ def _run_bidirectional_padded(spec, params, inputs, states, lengths):
         inputs = inputs * valid[..., None].to(inputs.dtype)
         params, inputs = _hold_cell_over_padding(spec, params, inputs, valid, directions=2)
         outputs, final = _run(spec, params, inputs, states, bidirectional=True)
-    outputs = torch.where(valid[..., None], outputs, torch.zeros_like(outputs))
     empty = (lengths == 0)[:, None]
     forward_out, backward_out = outputs[..., :units], outputs[..., units:]
     rows = torch.arange(batch, device=inputs.device)
-    forward_last = forward_out[rows, (lengths - 1).clamp(min=0)]  # 0 for empty rows
+    forward_last = forward_out[rows, (lengths - 1).clamp(min=0)]  # replaced for empty rows
     # h at each row's last valid step: gathered (the held kernel's h_n is
     # after the padding); the cell state was held or packed, so c_n is final.
     forward_final = [forward_last] + [f[0] for f in final[1:]]

@@ -127,8 +127,9 @@ class Bidirectional(keras.layers.Layer):
         if self.return_state:
             forward, *forward_states = forward
             backward, *backward_states = backward
-        if self.return_sequences and fused is None:
-            backward = ops.flip(backward, axis=1)
+        if self.return_sequences:
+            if fused is None:
+                backward = ops.flip(backward, axis=1)
             if mask is not None:
                 # As keras.layers.Bidirectional: padded steps output zeros.
                 valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
