@@ -1,0 +1,19 @@
+"""Small helpers shared across kzoo."""
+
+from kzoo.utils.atomic_write import (
+    atomic_path,
+    check_writable_folder,
+    save_model,
+    write_bytes,
+    write_json,
+    write_text,
+)
+
+__all__ = [
+    "atomic_path",
+    "check_writable_folder",
+    "save_model",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
