@@ -4,6 +4,12 @@ Run it with `KERAS_BACKEND=tensorflow` to export in-process; under another
 backend it starts that TensorFlow process itself. `kzoo.export.export` uses
 the hidden `--worker JOBS.json` flag to run this module as its TensorFlow
 worker.
+
+Exit codes: 0 the export was written and verified; 1 the export failed or
+was rejected by the verification (nothing was written, a previous file at the
+output path is unchanged); 2 a wrong command line or input (missing, empty or
+corrupt model file, unusable output path, bad option); 130 interrupted.
+Errors print one line on standard error; `--debug` adds the traceback.
 """
 
 import argparse
@@ -11,6 +17,8 @@ import importlib
 import json
 import sys
 import traceback
+
+from kzoo.__main__ import CommandError, run_command
 
 
 def _parser():
@@ -38,6 +46,7 @@ def _parser():
         metavar="MODULE",
         help="module to import first (one that registers custom layers)",
     )
+    parser.add_argument("--debug", action="store_true", help="print tracebacks of errors")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser
 
@@ -53,6 +62,7 @@ def _run_jobs(model_path, jobs_path):
     from kzoo.backend import BACKEND
     from kzoo.export import _worker
     from kzoo.export.api import load_keras_file
+    from kzoo.utils.atomic_write import write_json
 
     with open(jobs_path) as f:
         jobs = json.load(f)
@@ -81,21 +91,25 @@ def _run_jobs(model_path, jobs_path):
             traceback.print_exc()
             info = {"error_type": type(error).__name__, "message": str(error)}
             failed = True
-        with open(job["report"], "w") as f:
-            json.dump(info, f)
+        write_json(job["report"], info)
         if failed:
             break
     return 1 if failed else 0
 
 
-def main(argv=None):
-    args = _parser().parse_args(argv)
+def _export(args):
     for module in args.imports:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise CommandError(f"--import {module}: cannot import it ({error}).") from error
     if args.worker:
         return _run_jobs(args.model, args.worker)
-    if args.output is None:
-        _parser().error("the output path is required")
+    for flag in ("batch_size", "max_length", "chunk_length"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            option = "--" + flag.replace("_", "-")
+            raise CommandError(f"{option} must be a positive int. Received {value}.")
 
     from kzoo.export.api import export
 
@@ -113,6 +127,18 @@ def main(argv=None):
     )
     print(report.summary())
     return 0
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.output is None and not args.worker:
+        parser.error("the output path is required")
+    from kzoo.export.api import ExportVerificationError
+
+    # A rejected export (1) differs from a wrong input (2): see the module docstring.
+    failures = (ExportVerificationError, RuntimeError, ImportError, NotImplementedError)
+    return run_command(_export, args, "python -m kzoo.export", debug=args.debug, failures=failures)
 
 
 if __name__ == "__main__":

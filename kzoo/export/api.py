@@ -8,13 +8,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import zipfile
 
 import keras
 import numpy as np
 
 from kzoo.backend import BACKEND
 from kzoo.export._layout import fusable, recurrent_layers, streaming_layout, structured_inputs
+from kzoo.utils.atomic_write import atomic_path, check_writable_folder, write_json
 
 FORMATS = ("tf_saved_model", "litert", "onnx")
 RECURRENT_MODES = ("auto", "fused", "loop", "unroll")
@@ -82,6 +82,8 @@ class ExportReport:
             f"  signature {self.signature!r}, inputs {self.inputs}, size {size}",
             f"  ops: {self.ops}",
         ]
+        if self.batch_size:
+            lines.insert(1, f"  FIXED BATCH: {_fixed_batch_text(self.batch_size)}")
         if self.max_abs_diff is not None:
             line = (
                 f"  verified on {self.verified_rows} rows: max |export - keras| = "
@@ -94,19 +96,23 @@ class ExportReport:
         return "\n".join(lines)
 
 
+def _fixed_batch_text(batch_size):
+    return (
+        f"every call must feed exactly {batch_size} row(s); other batch sizes are refused "
+        "(split larger batches, pad the last slice). For a dynamic batch, export with "
+        "recurrent='unroll' and max_length (LiteRT), or without batch_size (ONNX, SavedModel)."
+    )
+
+
 class ExportVerificationError(RuntimeError):
     """The export's outputs differ from the Keras model's beyond the tolerance."""
 
 
 def load_keras_file(path):
     """Loads a `.keras` file with a clear error when it is missing or damaged."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No .keras file at {path!r}.")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path!r} is not a .keras file: it is not a zip archive (truncated or corrupt?)."
-        )
+    from kzoo.models.loading import check_keras_file
+
+    path = check_keras_file(path, what="a .keras file")
     import kzoo.layers  # noqa: F401  registers the kzoo classes for deserialization
 
     try:
@@ -128,6 +134,27 @@ def _resolve_format(format, path):
     if suffix and not os.fspath(path).endswith(suffix):
         raise ValueError(f"A {format} export must be written to a '{suffix}' file. Got {path!r}.")
     return format
+
+
+def _check_target(path, format):
+    """Refuses a destination the export could not take, before any conversion runs."""
+    if os.path.isdir(path):
+        if format != "tf_saved_model":
+            raise IsADirectoryError(
+                f"Cannot write the {format} export to {path!r}: it is a folder, and a {format} "
+                "export is one file."
+            )
+        if os.listdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise FileExistsError(
+                f"{path!r} is a folder that is not empty and holds no SavedModel; the export "
+                "would replace it whole. Choose another path, or remove the folder first."
+            )
+    elif format == "tf_saved_model" and os.path.exists(path):
+        raise FileExistsError(
+            f"Cannot write a SavedModel folder to {path!r}: a file exists there. Choose "
+            "another path, or give a '.tflite' / '.onnx' name for those formats."
+        )
+    check_writable_folder(path)
 
 
 def _positive_or_none(value, name):
@@ -182,7 +209,7 @@ def _resolve_options(
     if format == "litert" and recurrent in ("fused", "loop") and batch_size is None and loops:
         batch_size = 1
         notes.append(
-            "static batch size 1 (a recurrent loop over a dynamic batch needs Flex ops); "
+            "batch_size=1 by default (a recurrent loop over a dynamic batch needs Flex ops); "
             "pass batch_size=N, or recurrent='unroll' with max_length for a dynamic batch"
         )
     return {
@@ -351,7 +378,7 @@ def _subprocess_export(model, model_path, jobs, timeout):
         specs = []
         for i, job in enumerate(jobs):
             spec = {
-                "path": job["path"],
+                "path": job.get("write_path", job["path"]),
                 "format": job["format"],
                 "options": job["options"],
                 "report": os.path.join(tmp, f"report_{i}.json"),
@@ -363,8 +390,7 @@ def _subprocess_export(model, model_path, jobs, timeout):
                 np.savez(spec["inputs"], *job["inputs"])
             specs.append(spec)
         jobs_path = os.path.join(tmp, "jobs.json")
-        with open(jobs_path, "w") as f:
-            json.dump(specs, f)
+        write_json(jobs_path, specs)
         command = [
             sys.executable,
             "-m",
@@ -388,7 +414,11 @@ def _subprocess_export(model, model_path, jobs, timeout):
                 with open(spec["report"]) as f:
                     info = json.load(f)
             if "error_type" in info:
-                error_class = {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError}
+                error_class = {
+                    cls.__name__: cls
+                    for cls in (ValueError, TypeError, FileNotFoundError, IsADirectoryError)
+                    + (PermissionError, ImportError, NotImplementedError)
+                }
                 raise error_class.get(info["error_type"], RuntimeError)(
                     f"{info['message']} [route: {SUBPROCESS_ROUTE}]"
                 )
@@ -421,8 +451,11 @@ def _plan(
     atol,
 ):
     """Checks the arguments of one export and draws its verification inputs."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a str or path. Received {type(path).__name__}: {path!r}.")
     path = os.fspath(path)
     format = _resolve_format(format, path)
+    _check_target(path, format)
     options, notes = _resolve_options(
         model, format, recurrent, batch_size, max_length, quantize, streaming, chunk_length
     )
@@ -458,11 +491,11 @@ def _run(model, model_path, plans, timeout):
         results = []
         for plan in plans:
             options = plan["options"]
-            info = _worker.export(model, plan["path"], plan["format"], options)
+            info = _worker.export(model, plan["write_path"], plan["format"], options)
             outputs = None
             if plan["inputs"] is not None:
                 outputs = _worker.run(
-                    plan["path"],
+                    plan["write_path"],
                     plan["format"],
                     info,
                     plan["inputs"],
@@ -513,10 +546,83 @@ def _finish(model, plan, info, outputs, route):
     if not report.max_abs_diff <= report.tolerance:
         raise ExportVerificationError(
             f"The {plan['format']} export differs from the Keras model by "
-            f"{report.max_abs_diff:.3g} > tolerance {report.tolerance:g}; the file was written "
-            f"but should not be used.\n{report.summary()}"
+            f"{report.max_abs_diff:.3g} > tolerance {report.tolerance:g}, so it was not written: "
+            f"{plan['path']!r} keeps its previous content (if any).\n{report.summary()}"
         )
     return report
+
+
+class _Staged:
+    """One output written at a temporary sibling path, moved over the target only on `commit`.
+
+    A rejected or failed export is discarded, so the previous file (or
+    SavedModel folder) at the target is left untouched.
+    """
+
+    def __init__(self, path):
+        self._context = atomic_path(path)
+        self.path = self._context.__enter__()
+        self._open = True
+
+    def commit(self):
+        self._open = False
+        self._context.__exit__(None, None, None)
+
+    def discard(self):
+        if self._open:
+            self._open = False
+            error = RuntimeError("export discarded")
+            self._context.__exit__(type(error), error, None)  # removes the temporary output
+
+
+def _known_inputs(model):
+    try:
+        return model.inputs
+    except (AttributeError, ValueError):  # subclassed models never called on keras.Input
+        return None
+
+
+def check_exportable(model):
+    """Raises a `ValueError` that says what to export instead when `model` cannot be exported.
+
+    An export is a graph from fixed inputs to outputs, so the model needs
+    known inputs: a functional or Sequential model built on `keras.Input`s.
+    kzoo's subclassed models get a pointer to their exportable part.
+    """
+    if _known_inputs(model):
+        return
+    from kzoo.models import Seq2Seq, TextPipeline
+
+    name = type(model).__name__
+    if isinstance(model, Seq2Seq):
+        raise ValueError(
+            "kzoo.export cannot export a Seq2Seq model itself: it is a subclassed model "
+            "without fixed inputs, and its generation (`generate`, greedy or beam search) "
+            "runs in Python around the network. Export its teacher-forced scorer as a "
+            "functional model instead:\n"
+            "    source = keras.Input((None,), dtype='int32', name='source_ids')\n"
+            "    target = keras.Input((None,), dtype='int32', name='decoder_input_ids')\n"
+            "    kzoo.export(keras.Model([source, target], s2s((source, target))), path)\n"
+            "(see 'The model builders' in docs/export.md)."
+        )
+    if isinstance(model, TextPipeline):
+        raise ValueError(
+            "kzoo.export cannot export a TextPipeline: its tokenizer runs in Python on raw "
+            "text, which no export format holds. Export the classifier (token ids -> "
+            "probabilities) with `kzoo.export(pipeline.classifier, path)` and turn texts into "
+            "ids with `pipeline.tokenizer(texts)` next to the exported file."
+        )
+    if isinstance(model, keras.Sequential):
+        raise ValueError(
+            "Export needs a model with known inputs, and this Sequential model has none (it "
+            "was never built). Start it with `keras.Input(shape=...)`, e.g. "
+            "`keras.Sequential([keras.Input((None, features)), ...])`."
+        )
+    raise ValueError(
+        "Export needs a model with known inputs (a functional or Sequential model built on "
+        f"`keras.Input`s); {name} has none. Wrap it: `x = keras.Input(shape=..., "
+        "dtype=...)`, then `kzoo.export(keras.Model(x, model(x)), path)`."
+    )
 
 
 def _as_model(model):
@@ -526,6 +632,7 @@ def _as_model(model):
         model = load_keras_file(model_path)
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a keras.Model or a .keras path. Received: {model!r}")
+    check_exportable(model)
     return model, model_path
 
 
@@ -649,5 +756,34 @@ def export_many(model, targets, *, timeout=900, **defaults):
             raise TypeError(f"A target needs a 'path' and export arguments; got {sorted(target)}")
         settings = {**arguments, **defaults, **target}
         plans.append(_plan(model, **settings))
-    results = _run(model, model_path, plans, timeout)
-    return [_finish(model, plan, *result) for plan, result in zip(plans, results)]
+    paths = [plan["path"] for plan in plans]
+    repeated = sorted({p for p in paths if paths.count(p) > 1})
+    if repeated:
+        raise ValueError(f"Each target needs its own path; repeated: {repeated}")
+    # Every output is written at a temporary path next to its target, verified
+    # there, and moved over the target only when it passed.
+    staged = []
+    try:
+        for plan in plans:
+            staged.append(_Staged(plan["path"]))
+            plan["write_path"] = staged[-1].path
+        results = _run(model, model_path, plans, timeout)
+        reports, failures = [], []
+        for plan, result, stage in zip(plans, results, staged):
+            try:
+                report = _finish(model, plan, *result)
+            except ExportVerificationError as error:
+                stage.discard()
+                failures.append(error)
+                continue
+            stage.commit()
+            reports.append(report)
+    finally:
+        for stage in staged:
+            stage.discard()
+    if failures:
+        if len(plans) > 1:
+            written = [report.path for report in reports]
+            failures[0].args = (f"{failures[0].args[0]}\nTargets written: {written}",)
+        raise failures[0]
+    return reports

@@ -24,7 +24,14 @@ def _schema():
 def _read(path_or_bytes):
     if isinstance(path_or_bytes, (bytes, bytearray)):
         return bytes(path_or_bytes), "<bytes>"
+    if not isinstance(path_or_bytes, (str, os.PathLike)):
+        raise TypeError(
+            "Expected the path of a .tflite file or its bytes. Received "
+            f"{type(path_or_bytes).__name__}."
+        )
     path = os.fspath(path_or_bytes)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path!r} is a folder, not a .tflite file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No .tflite file at {path!r}.")
     with open(path, "rb") as f:
@@ -54,10 +61,13 @@ def tflite_ops(path_or_bytes):
     """
     data, where = _read(path_or_bytes)
     schema = _schema()
+    if not data:
+        raise ValueError(f"{where} is empty (0 bytes), not a LiteRT (.tflite) flatbuffer.")
     if len(data) < 8 or data[4:8] != b"TFL3":
+        kind = " (it is a zip archive, e.g. a .keras file)" if data[:4] == b"PK\x03\x04" else ""
         raise ValueError(
             f"{where} is not a LiteRT (.tflite) flatbuffer: the file identifier "
-            f"'TFL3' is missing ({len(data)} bytes)."
+            f"'TFL3' is missing ({len(data)} bytes){kind}."
         )
     names = {
         value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")

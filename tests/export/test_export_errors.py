@@ -106,8 +106,13 @@ def test_damaged_keras_files_are_refused(tmp_path):
     not_a_model = tmp_path / "notes.keras"
     with zipfile.ZipFile(not_a_model, "w") as archive:
         archive.writestr("readme.txt", "hello")
-    with pytest.raises(ValueError, match="Could not load"):
+    with pytest.raises(ValueError, match="no 'config.json'"):
         kzoo.export(not_a_model, str(tmp_path / "out.onnx"))
+    bad_config = tmp_path / "bad_config.keras"
+    with zipfile.ZipFile(bad_config, "w") as archive:
+        archive.writestr("config.json", "{not json")
+    with pytest.raises(ValueError, match="Could not load"):
+        kzoo.export(bad_config, str(tmp_path / "out.onnx"))
     with pytest.raises(FileNotFoundError):
         kzoo.export(tmp_path / "missing.keras", str(tmp_path / "out.onnx"))
     # The intact file loads with equal outputs.
