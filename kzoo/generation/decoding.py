@@ -131,9 +131,32 @@ def decode(model, token_ids, prompt_mask, sampler, seed=None):
             raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
         for i, generator in enumerate(_seed_generators(sampler)):
             generator.state.assign(keras.random.SeedGenerator(seed + i).state.value)
+    from kzoo.models._validation import check_token_ids, concrete_numpy
+
+    ids = concrete_numpy(token_ids)
+    mask = concrete_numpy(prompt_mask)
+    if ids is None or ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError(
+            "`token_ids` must be a non-empty (batch, max_length) int array. Received: "
+            f"{type(token_ids).__name__} of shape {getattr(ids, 'shape', None)}"
+        )
+    if mask is None or mask.shape != ids.shape or mask.dtype.kind not in "biu":
+        raise ValueError(
+            f"`prompt_mask` must be a bool array of the shape of `token_ids` {ids.shape}. "
+            f"Received: {type(prompt_mask).__name__} of shape {getattr(mask, 'shape', None)}"
+        )
+    if not mask[:, 0].all():
+        raise ValueError(
+            "`prompt_mask[:, 0]` must be True: every row needs its first token given "
+            f"(rows without it: {np.flatnonzero(~mask[:, 0].astype(bool))[:10].tolist()})."
+        )
+    vocabulary_size = getattr(model, "vocabulary_size", None)
+    if vocabulary_size is not None:
+        # Only the prompt positions are read; the others are overwritten.
+        check_token_ids(np.where(mask, ids, 0), vocabulary_size)
     loop = _loop_for(model, sampler)
     inputs = {
-        "token_ids": np.asarray(token_ids, dtype="int32"),
-        "prompt_mask": np.asarray(prompt_mask, dtype="bool"),
+        "token_ids": ids.astype("int32"),
+        "prompt_mask": mask.astype("bool"),
     }
     return np.asarray(loop.predict_on_batch(inputs), dtype="int32")

@@ -21,9 +21,24 @@ DEFAULT_K = 5
 DEFAULT_P = 0.9
 
 
-def _keras_hub_samplers():
-    from keras_hub import samplers
+def keras_hub_samplers():
+    """The `keras_hub.samplers` module, or an error that says how to install it.
 
+    Raises:
+        ModuleNotFoundError: keras-hub is not installed; the message names the
+            `kzoo[hub]` extra.
+    """
+    try:
+        from keras_hub import samplers
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            "kzoo's generation (greedy search and the samplers of `generate`) runs "
+            "keras-hub's samplers, and keras-hub could not be imported "
+            f'({type(e).__name__}: {e}). Install it with `pip install "kzoo[hub]"` '
+            "(or `pip install keras-hub`). Beam search (`beam_width > 1`) does not "
+            "need it.",
+            name="keras_hub",
+        ) from e
     return samplers
 
 
@@ -89,7 +104,7 @@ def get_sampler(sampler="greedy", temperature=1.0, k=None, p=None, seed=None):
 
     >>> sampler = get_sampler("top_k", k=10, temperature=0.8, seed=1)
     """
-    samplers = _keras_hub_samplers()
+    samplers = keras_hub_samplers()
     if isinstance(sampler, samplers.Sampler):
         check_sampler(sampler)
         return sampler
@@ -124,7 +139,7 @@ def check_sampler(sampler, vocabulary_size=None):
     Returns:
         `sampler`.
     """
-    samplers = _keras_hub_samplers()
+    samplers = keras_hub_samplers()
     if not isinstance(sampler, samplers.Sampler):
         raise ValueError(
             "`sampler` must be a keras_hub.samplers.Sampler or one of "

@@ -77,8 +77,9 @@ def greedy_search(next, prompt, cache=None, index=1, end_token_id=None, pad_toke
     Returns:
         `(batch, max_length)` int tokens.
     """
-    from keras_hub.samplers import GreedySampler
+    from kzoo.generation.samplers import keras_hub_samplers
 
+    GreedySampler = keras_hub_samplers().GreedySampler
     prompt = ops.convert_to_tensor(prompt, "int32")
     stop = None if end_token_id is None else [end_token_id]
     tokens = GreedySampler()(

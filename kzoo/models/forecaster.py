@@ -19,6 +19,7 @@ import numpy as np
 
 from kzoo.api import kzoo_export
 from kzoo.layers import StackedRNN
+from kzoo.models._validation import check_number, check_seed
 
 STRATEGIES = ("direct", "autoregressive")
 TRANSFORMS = (None, "log")
@@ -32,7 +33,15 @@ def _check_int(value, name, minimum):
 
 
 def _check_finite(array, name):
-    array = np.asarray(array, dtype="float64")
+    if array is None or isinstance(array, (str, bytes)):
+        raise ValueError(f"`{name}` must be an array of numbers. Received: {name}={array!r:.80}")
+    try:
+        array = np.asarray(array, dtype="float64")
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"`{name}` must be an array of numbers (a ragged list or non-numeric values "
+            f"cannot be read): {e}"
+        ) from None
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -301,6 +310,10 @@ class Forecaster(keras.Model):
         window = _check_int(window, "window", 1)
         horizon = _check_int(horizon, "horizon", 1)
         num_covariates = _check_int(num_covariates, "num_covariates", 0)
+        units = _check_int(units, "units", 1)
+        num_layers = _check_int(num_layers, "num_layers", 1)
+        dropout = check_number(dropout, "dropout", 0, 1)
+        seed = check_seed(seed)
         for name, value, choices in (
             ("strategy", strategy, STRATEGIES),
             ("transform", transform, TRANSFORMS),
@@ -311,9 +324,17 @@ class Forecaster(keras.Model):
                 raise ValueError(
                     f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}"
                 )
-        scaler = dict(scaler or {"mean": 0.0, "std": 1.0})
-        if set(scaler) != {"mean", "std"} or not (
-            math.isfinite(scaler["mean"]) and math.isfinite(scaler["std"]) and scaler["std"] > 0
+        scaler = scaler or {"mean": 0.0, "std": 1.0}
+        if (
+            not isinstance(scaler, dict)
+            or set(scaler) != {"mean", "std"}
+            or not all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                for v in scaler.values()
+            )
+            or not (
+                math.isfinite(scaler["mean"]) and math.isfinite(scaler["std"]) and scaler["std"] > 0
+            )
         ):
             raise ValueError(
                 "`scaler` must be {'mean': finite float, 'std': finite float > 0}. "
@@ -449,6 +470,11 @@ class Forecaster(keras.Model):
         batch_size = batch_size or batch
         cov = np.zeros((batch, self.window, 0))
         future = np.zeros((batch, self.horizon, 0))
+        if not self.num_covariates and covariates is not None and np.size(covariates):
+            raise ValueError(
+                "This Forecaster was built with num_covariates=0 and cannot use "
+                f"`covariates` (received shape {np.shape(covariates)})."
+            )
         if self.num_covariates:
             if covariates is None:
                 raise ValueError(
@@ -457,6 +483,7 @@ class Forecaster(keras.Model):
                 )
             cov = _check_finite(covariates, "covariates")
             cov = cov[None] if cov.ndim == 2 else cov
+            self._check_history_covariates(cov, past, "covariates", self.window)
             cov = cov[:, -self.window :]
             if self.strategy == "autoregressive" and self.horizon > 1:
                 if future_covariates is None:
@@ -466,6 +493,7 @@ class Forecaster(keras.Model):
                     )
                 future = _check_finite(future_covariates, "future_covariates")
                 future = future[None] if future.ndim == 2 else future
+                self._check_history_covariates(future, past, "future_covariates", self.horizon - 1)
         ref = self.reference_of(past)  # (batch, 1)
         z = self.scale(past, ref)  # (batch, window)
         if self.strategy == "direct":
@@ -482,6 +510,22 @@ class Forecaster(keras.Model):
                 if self.num_covariates:
                     cov = np.concatenate([cov[:, 1:], future[:, h : h + 1]], axis=1)
         return self.unscale(np.stack(steps, axis=1), ref)
+
+    def _check_history_covariates(self, cov, past, name, min_steps):
+        """`cov` must be (batch, >= min_steps, num_covariates) for the histories `past`."""
+        c = self.num_covariates
+        if (
+            cov.ndim != 3
+            or cov.shape[0] != past.shape[0]
+            or cov.shape[1] < min_steps
+            or cov.shape[2] != c
+        ):
+            raise ValueError(
+                f"`{name}` must have shape (steps, {c}) or ({past.shape[0]}, steps, {c}): "
+                f"at least {min_steps} steps and one column per covariate "
+                f"(num_covariates={c}) for each of the {past.shape[0]} histories. "
+                f"Received shape {cov.shape}."
+            )
 
     def rolling_forecast(self, series, start, covariates=None, end=None, batch_size=None):
         """Forecasts from every origin `t` in `[start, end - horizon]`.

@@ -10,6 +10,13 @@ from kzoo.api import kzoo_export
 from kzoo.layers import GRU, LSTM
 from kzoo.layers._validation import check_choice, check_rate, check_units
 from kzoo.layers.stacked_cells import state_sizes
+from kzoo.models._validation import (
+    CheckedTokenInputs,
+    check_bool,
+    check_seed,
+    check_token_id,
+    check_token_ids,
+)
 from kzoo.models.saving import save_compact
 
 
@@ -143,7 +150,7 @@ def _check_vocabulary(vocabulary, token_level):
 
 
 @kzoo_export
-class LanguageModel(keras.Model):
+class LanguageModel(CheckedTokenInputs, keras.Model):
     """Recurrent language model: next-token logits from a stack of LSTM/GRU layers.
 
     With dropout p applied only to non-recurrent connections (Zaremba et al.,
@@ -245,6 +252,9 @@ class LanguageModel(keras.Model):
             )
         if batch_size is not None:
             check_units(batch_size, "batch_size")
+        tie_weights = check_bool(tie_weights, "tie_weights")
+        stateful = check_bool(stateful, "stateful")
+        seed = check_seed(seed)
         if stateful and batch_size is None:
             raise ValueError("`stateful=True` needs a fixed `batch_size`.")
 
@@ -352,6 +362,13 @@ class LanguageModel(keras.Model):
         config = {**self.get_config(), "stateful": False, "batch_size": None}
         return save_compact(self, path, weights_dtype, max_megabytes, config=config)
 
+    def check_inputs(self, x):
+        """Refuses concrete ids outside `[0, vocabulary_size)` (`predict`, `evaluate`)."""
+        check_token_ids(x, self.vocabulary_size, "x")
+
+    def check_targets(self, y):
+        check_token_ids(y, self.vocabulary_size, "y")
+
     def reset_states(self):
         """Zeros the carried states of a stateful model (no-op otherwise)."""
         for layer in self.recurrent_layers:
@@ -431,7 +448,9 @@ class LanguageModel(keras.Model):
     def decode(self, token_ids):
         """Maps a sequence of token ids back to a string."""
         self._require_vocabulary("Decoding to text")
-        tokens = [self.vocabulary[int(i)] for i in np.asarray(token_ids).reshape(-1)]
+        ids = np.asarray(token_ids).reshape(-1)
+        check_token_ids(ids, self.vocabulary_size, "token_ids")
+        tokens = [self.vocabulary[int(i)] for i in ids]
         return "".join(tokens) if self.token_level == "character" else " ".join(tokens)
 
     # === Generation ===
@@ -533,12 +552,9 @@ class LanguageModel(keras.Model):
                 ]
                 if bad:
                     raise ValueError(f"Token ids must be ints. Received {bad[:5]!r}.")
-                outside = [t for t in row if not 0 <= t < self.vocabulary_size]
-                if outside:
-                    raise ValueError(
-                        f"Token ids must be in [0, {self.vocabulary_size}). "
-                        f"Received {outside[:5]!r}."
-                    )
+            for r, row in enumerate(rows):
+                name = "prompt" if single else f"prompt[{r}]"
+                check_token_ids(np.asarray(row, dtype="int64"), self.vocabulary_size, name)
         if not rows or any(len(row) == 0 for row in rows):
             raise ValueError(
                 "Empty prompt: generation needs at least one token to condition on "
@@ -571,11 +587,19 @@ class LanguageModel(keras.Model):
             dict with `loss` (mean nats per token), `perplexity` (exp of the
             loss), `bits_per_token` (loss / ln 2) and `tokens` (count scored).
         """
-        ids = np.asarray(token_ids).reshape(-1).astype("int64")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocabulary_size):
-            raise ValueError(f"`token_ids` must be in [0, {self.vocabulary_size}).")
+        if token_ids is None or isinstance(token_ids, str):
+            raise ValueError(
+                "`token_ids` must be a 1-D array of int token ids. Received: "
+                f"token_ids={token_ids!r:.80}"
+            )
+        ids = np.asarray(token_ids).reshape(-1)
+        check_token_ids(ids, self.vocabulary_size, "token_ids")
+        ids = ids.astype("int64")
         check_units(batch_size, "batch_size")
         check_units(sequence_length, "sequence_length")
+        start_token_id = check_token_id(
+            start_token_id, self.vocabulary_size, "start_token_id", allow_none=True
+        )
         if start_token_id is not None:
             inputs, targets = np.concatenate([[start_token_id], ids[:-1]]), ids
         else:

@@ -16,6 +16,16 @@ from kzoo.layers import (
     LSTMCell,
     LuongAttention,
 )
+from kzoo.models._validation import (
+    CheckedTokenInputs,
+    check_bool,
+    check_number,
+    check_seed,
+    check_token_id,
+    check_token_ids,
+    concrete_numpy,
+    variables_kept_on_error,
+)
 from kzoo.models.decoding import BeamSearch, greedy_search, mask_after_end
 
 _CELLS = {"lstm": (LSTM, LSTMCell), "gru": (GRU, GRUCell)}
@@ -63,7 +73,7 @@ class MaskedSequenceLoss(keras.losses.Loss):
 
 
 @kzoo_export
-class Seq2Seq(keras.Model):
+class Seq2Seq(CheckedTokenInputs, keras.Model):
     """A (bi)directional recurrent encoder and an attention decoder.
 
     Encoder: target-free embedding of the source ids, then
@@ -107,7 +117,8 @@ class Seq2Seq(keras.Model):
         dropout: float in [0, 1), on embeddings and attentional outputs.
         teacher_forcing_ratio: float in [0, 1], the probability of feeding the
             true previous token during training.
-        pad_token_id, start_token_id, end_token_id: ints.
+        pad_token_id, start_token_id, end_token_id: ints in
+            `[0, target_vocab_size)` (`end_token_id` may be None: no end).
         seed: optional int for the scheduled-sampling coins.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -161,6 +172,7 @@ class Seq2Seq(keras.Model):
             ("encoder_layers", encoder_layers),
         ):
             _positive_int(value, name)
+        bidirectional = check_bool(bidirectional, "bidirectional")
         if bidirectional and units % 2:
             raise ValueError(
                 "`units` must be even with bidirectional=True (units // 2 per "
@@ -174,13 +186,18 @@ class Seq2Seq(keras.Model):
             raise ValueError(
                 f"`attention` must be one of {_ATTENTIONS}. Received: attention={attention!r}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
-        if not 0.0 <= teacher_forcing_ratio <= 1.0:
-            raise ValueError(
-                "`teacher_forcing_ratio` must be in [0, 1]. Received: "
-                f"teacher_forcing_ratio={teacher_forcing_ratio}"
-            )
+        dropout = check_number(dropout, "dropout", 0, 1)
+        teacher_forcing_ratio = check_number(
+            teacher_forcing_ratio, "teacher_forcing_ratio", 0, 1, high_inclusive=True
+        )
+        # Each of them is embedded by the decoder (the end and pad tokens by
+        # beam search's finished hypotheses), so each must be a target id.
+        pad_token_id = check_token_id(pad_token_id, target_vocab_size, "pad_token_id")
+        start_token_id = check_token_id(start_token_id, target_vocab_size, "start_token_id")
+        end_token_id = check_token_id(
+            end_token_id, target_vocab_size, "end_token_id", allow_none=True
+        )
+        seed = check_seed(seed)
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         self.embedding_dim = embedding_dim
@@ -238,6 +255,41 @@ class Seq2Seq(keras.Model):
         self.projection = keras.layers.Dense(target_vocab_size, name="projection")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._generators = _GeneratorCache()
+
+    # --- input checks -------------------------------------------------------
+
+    def check_source_ids(self, source_ids, name="source_ids"):
+        """Refuses concrete source ids that are not `(batch, source_time)` ids in
+        `[0, source_vocab_size)`; returns them as a NumPy array (or unchanged
+        when symbolic)."""
+        values = concrete_numpy(source_ids)
+        if values is None:
+            if source_ids is None:
+                raise ValueError(
+                    f"`{name}` must be a (batch, source_time) int array. Received None."
+                )
+            return source_ids
+        if values.ndim != 2 or 0 in values.shape:
+            raise ValueError(
+                f"`{name}` must have shape (batch, source_time) with at least one row and "
+                f"one step. Received shape {values.shape}."
+            )
+        check_token_ids(values, self.source_vocab_size, name)
+        return values
+
+    def check_inputs(self, x):
+        """Checks `(source_ids, decoder_input_ids)` of `predict`/`evaluate`."""
+        if isinstance(x, (list, tuple)) and len(x) == 2:
+            self.check_source_ids(x[0], "x[0] (source_ids)")
+            check_token_ids(x[1], self.target_vocab_size, "x[1] (decoder_input_ids)")
+        elif concrete_numpy(x) is not None:
+            raise ValueError(
+                "Seq2Seq expects inputs `(source_ids, decoder_input_ids)`. Received "
+                f"{type(x).__name__}."
+            )
+
+    def check_targets(self, y):
+        check_token_ids(y, self.target_vocab_size, "y")
 
     # --- building -----------------------------------------------------------
 
@@ -375,7 +427,8 @@ class Seq2Seq(keras.Model):
 
         Args:
             source_ids: `(batch, source_time)` int array padded with
-                `pad_token_id`.
+                `pad_token_id`, ids in `[0, source_vocab_size)` (others raise
+                a `ValueError`).
             max_length: int >= 2, the output length including the start token.
             beam_width: int >= 1.
             length_penalty: GNMT alpha >= 0 (beam search only).
@@ -404,6 +457,15 @@ class Seq2Seq(keras.Model):
                 f"`method` must be 'greedy', 'beam' or None. Received: method={method!r}"
             )
         search = None
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+            )
+        source_ids = self.check_source_ids(source_ids)
+        if method == "greedy":
+            from kzoo.generation.samplers import keras_hub_samplers
+
+            keras_hub_samplers()  # a clear error now, not one inside the compiled call
         if method == "beam":
             search = BeamSearch(
                 beam_width,
@@ -419,7 +481,8 @@ class Seq2Seq(keras.Model):
         if generator is None:
             generator = _Generator(self, method, max_length, search)
             self._generators.put(key, generator)
-        outputs = generator.predict(source_ids, batch_size=batch_size, verbose=0)
+        with variables_kept_on_error(generator):
+            outputs = generator.predict(source_ids, batch_size=batch_size, verbose=0)
         if method == "greedy":
             return outputs
         return outputs["tokens"], outputs["scores"]
@@ -483,6 +546,8 @@ class Seq2Seq(keras.Model):
     def attention_weights(self, source_ids, decoder_input_ids):
         """Attention weights of teacher-forced decoding, `(batch, target_time,
         source_time)` (numpy), for visualization."""
+        source_ids = self.check_source_ids(source_ids)
+        check_token_ids(decoder_input_ids, self.target_vocab_size, "decoder_input_ids")
         source_ids = ops.convert_to_tensor(source_ids, "int32")
         memory, memory_mask, states = self.encode(source_ids)
         cell = self.decoder_cell

@@ -27,6 +27,14 @@ from keras import ops
 from kzoo.api import kzoo_export
 from kzoo.layers import LSTM, Bidirectional, StackedRNN
 from kzoo.layers.crf import CRF, first_argmax
+from kzoo.models._validation import (
+    CheckedTokenInputs,
+    check_bool,
+    check_seed,
+    check_token_ids,
+    concrete_numpy,
+    variables_kept_on_error,
+)
 
 PAD, UNK = 0, 1  # reserved ids of the word and character vocabularies
 DECODERS = ("softmax", "crf")
@@ -339,7 +347,7 @@ class _InferenceCache:
 
 
 @kzoo_export
-class SequenceTagger(keras.Model):
+class SequenceTagger(CheckedTokenInputs, keras.Model):
     """Token features -> bidirectional LSTM stack -> softmax or CRF tags.
 
     For token t of a sentence:
@@ -466,6 +474,13 @@ class SequenceTagger(keras.Model):
             _check_positive(value, name)
         dropout = _check_rate(dropout, "dropout")
         word_dropout = _check_rate(word_dropout, "word_dropout")
+        for name, value in (
+            ("use_casing", use_casing),
+            ("lowercase", lowercase),
+            ("normalize_digits", normalize_digits),
+        ):
+            check_bool(value, name)
+        seed = check_seed(seed)
         num_tags = len(tags)
 
         words = keras.Input((None,), dtype="int32", name="words")
@@ -666,6 +681,45 @@ class SequenceTagger(keras.Model):
                     raise ValueError(f"Sentence {i} has {len(s)} tokens but {len(t)} tags.")
         return TaggingBatches(self, sentences, tags, batch_size, shuffle, seed)
 
+    # ---------------------------------------------------------------- checks
+    def check_inputs(self, x):
+        """Checks the dict of `encode` given to `predict`/`evaluate`: its keys,
+        shapes and that every id has an embedding row."""
+        if concrete_numpy(x) is None and not isinstance(x, dict):
+            return  # a dataset or symbolic inputs: left to Keras
+        if not isinstance(x, dict) or not {"words", "chars", "casing"} <= set(x):
+            raise ValueError(
+                "SequenceTagger takes the dict of `encode` with keys 'words', 'chars' "
+                f"and 'casing'. Received {type(x).__name__}"
+                + (f" with keys {sorted(x)}." if isinstance(x, dict) else ".")
+            )
+        words = concrete_numpy(x["words"])
+        if words is None:
+            return
+        chars, casing = concrete_numpy(x["chars"]), concrete_numpy(x["casing"])
+        width = self.max_word_length
+        for name, values, shape in (
+            ("words", words, words.shape[:2]),
+            ("chars", chars, words.shape[:2] + (width,)),
+            ("casing", casing, words.shape[:2]),
+        ):
+            if values is not None and (values.ndim != len(shape) or values.shape != shape):
+                raise ValueError(
+                    f"`x['{name}']` must have shape {shape} (batch, time"
+                    + (", max_word_length)" if name == "chars" else ")")
+                    + f" to match x['words']. Received shape {values.shape}."
+                )
+        if words.ndim != 2:
+            raise ValueError(f"`x['words']` must be (batch, time). Received {words.shape}.")
+        check_token_ids(words, len(self.word_vocabulary) + 2, "x['words']")
+        if self.char_encoder is not None:
+            check_token_ids(chars, len(self.char_vocabulary) + 2, "x['chars']")
+        if self.use_casing:
+            check_token_ids(casing, len(CASINGS), "x['casing']")
+
+    def check_targets(self, y):
+        check_token_ids(y, len(self.tags), "y (tag ids)")
+
     # ------------------------------------------------------------------ loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mask = ops.not_equal(x["words"], PAD)  # (batch, time)
@@ -736,17 +790,28 @@ class SequenceTagger(keras.Model):
                 "`predict` takes sentences (a string or a list of strings/token lists) or "
                 f"the dict of `encode`. Received {type(x).__name__}."
             )
+        self.check_inputs(x)
         decoder = self.decoding_model(int(np.shape(x["words"])[1]))
-        return decoder.predict(
-            x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
-        )
+        with variables_kept_on_error(decoder):
+            return decoder.predict(
+                x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
+            )
 
     def tag(self, sentences, batch_size=32):
         """Tags sentences (whitespace-tokenized strings or token lists).
 
+        A single string is one sentence.
+
         Returns:
             A list with one list of tag strings per sentence.
         """
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        if not isinstance(sentences, (list, tuple)):
+            raise ValueError(
+                "`sentences` must be a list of sentences (whitespace-tokenized strings or "
+                f"token lists). Received {type(sentences).__name__}."
+            )
         token_lists = [self._tokens(s, i) for i, s in enumerate(sentences)]
         results = [None] * len(token_lists)
         if not token_lists:

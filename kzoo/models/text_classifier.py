@@ -5,6 +5,13 @@ import keras
 from kzoo.api import kzoo_export
 from kzoo.layers import GRU, LSTM, Bidirectional, SimpleRNN
 from kzoo.layers._validation import check_choice, check_rate, check_units
+from kzoo.models._validation import (
+    CheckedTokenInputs,
+    check_bool,
+    check_seed,
+    check_token_ids,
+    concrete_numpy,
+)
 from kzoo.models.pooling import (
     AttentionPooling1D,
     GlobalMaskedAveragePooling1D,
@@ -31,7 +38,7 @@ def _check_pooling(pooling):
 
 
 @kzoo_export
-class TextClassifier(keras.Model):
+class TextClassifier(CheckedTokenInputs, keras.Model):
     """Embedding, recurrent layers, mask-aware pooling and a dense head.
 
         e_t = Embedding(ids_t)                    (id 0 = padding, masked)
@@ -46,7 +53,9 @@ class TextClassifier(keras.Model):
     probabilities: `(batch, 1)` positive-class probabilities when
     `num_classes == 2`, else `(batch, num_classes)`. Use it with
     `model.compile(...)` and `model.fit(ids, labels)`; for raw strings wrap
-    it with a tokenizer in `kzoo.models.TextPipeline`.
+    it with a tokenizer in `kzoo.models.TextPipeline`. `predict` and
+    `evaluate` raise a `ValueError` for ids outside `[0, vocabulary_size)`
+    (which no backend reports: JAX returns NaN, negative ids wrap around).
 
     Args:
         vocabulary_size: int >= 2, number of ids (padding and OOV included).
@@ -148,6 +157,8 @@ class TextClassifier(keras.Model):
             raise ValueError(f"`num_classes` must be an int >= 2. Received: {num_classes!r}")
         if sequence_length is not None:
             check_units(sequence_length, "sequence_length")
+        bidirectional = check_bool(bidirectional, "bidirectional")
+        seed = check_seed(seed)
         poolings = [pooling] if isinstance(pooling, str) else pooling
 
         def seed_for(offset):
@@ -258,6 +269,17 @@ class TextClassifier(keras.Model):
         self.num_classes = num_classes
         self.sequence_length = sequence_length
         self.seed = seed
+
+    def check_inputs(self, x):
+        """Refuses concrete ids outside `[0, vocabulary_size)` (see `predict`)."""
+        if isinstance(x, dict):
+            x = x.get("token_ids")
+        values = concrete_numpy(x)
+        if values is not None and values.ndim != 2:
+            raise ValueError(
+                f"`x` must be token ids of shape (batch, time). Received shape {values.shape}."
+            )
+        check_token_ids(values, self.vocabulary_size, "x")
 
     def get_config(self):
         return {

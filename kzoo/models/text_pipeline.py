@@ -4,11 +4,12 @@ import keras
 import numpy as np
 
 from kzoo.api import kzoo_export
+from kzoo.models._validation import CheckedTokenInputs, check_token_ids
 from kzoo.models.tokenizer import WordTokenizer, check_texts
 
 
 @kzoo_export
-class TextPipeline(keras.Model):
+class TextPipeline(CheckedTokenInputs, keras.Model):
     """A `WordTokenizer` and a classifier on ids, saved together.
 
     The Keras model inside works on integer ids, so it runs on every backend;
@@ -70,7 +71,8 @@ class TextPipeline(keras.Model):
 
         Args:
             x: a str, or a list/tuple/1-D array of str (raw texts); or a 2-D
-                int array of token ids, passed to the classifier as is.
+                int array of token ids in `[0, vocabulary_size)` (others raise
+                a `ValueError`), passed to the classifier as is.
             batch_size: texts per forward pass.
             verbose: passed to `keras.Model.predict` for id arrays.
 
@@ -79,6 +81,7 @@ class TextPipeline(keras.Model):
             probabilities; else `(n, num_classes)`.
         """
         if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer):
+            self.check_inputs(x)
             return self.classifier.predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
         texts = check_texts(x)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -88,6 +91,19 @@ class TextPipeline(keras.Model):
         if probabilities.shape[-1] == 1:
             return probabilities[:, 0]
         return probabilities
+
+    @property
+    def vocabulary_size(self):
+        """The number of ids the classifier embeds (the tokenizer's if it does not say)."""
+        return getattr(self.classifier, "vocabulary_size", None) or self.tokenizer.vocabulary_size
+
+    def check_inputs(self, x):
+        """Refuses concrete id arrays with ids outside `[0, vocabulary_size)`.
+
+        Used by `predict` on id arrays and by `evaluate`/`predict_on_batch`,
+        which take ids only.
+        """
+        check_token_ids(x, self.vocabulary_size, "x")
 
     def predict_ids(self, sequences, batch_size=64):
         """Runs the classifier on unpadded id arrays, batching similar lengths.

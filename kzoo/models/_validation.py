@@ -1,0 +1,201 @@
+"""Input checks shared by the kzoo models; each error names the argument.
+
+Token ids outside `[0, vocabulary_size)` never fail loudly on their own: JAX's
+gather fills them with NaN, and every backend wraps negative ids around to
+the end of the table. So every entry point that takes ids from a user
+(`predict`, `evaluate`, `generate`, `tag`, ...) checks them here, on the
+host, before anything is compiled or run. Symbolic tensors (inside `fit`,
+`model(...)` in a functional graph, a traced function) cannot be checked and
+pass through unchanged, as in Keras.
+"""
+
+import contextlib
+
+import keras
+import numpy as np
+
+
+def concrete_numpy(x):
+    """`x` as a NumPy array when its values exist now, else `None`.
+
+    NumPy arrays, nested lists of numbers and eager backend tensors have
+    values; datasets, generators, Keras symbolic tensors and tensors being
+    traced (`jax.jit`, `tf.function`) do not, and give `None`.
+    """
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple, int, float, np.generic)):
+        try:
+            return np.asarray(x)
+        except (ValueError, TypeError):  # ragged or mixed nesting
+            return None
+    if isinstance(x, keras.KerasTensor) or not keras.ops.is_tensor(x):
+        return None
+    try:
+        return keras.ops.convert_to_numpy(x)
+    except Exception:  # a tensor without values yet (any backend's tracer)
+        return None
+
+
+def check_token_ids(token_ids, vocabulary_size, name="token_ids"):
+    """Raises a `ValueError` unless every id is an integer in `[0, vocabulary_size)`.
+
+    Floats are accepted when they hold whole numbers (Keras's `Embedding`
+    casts them). Values that cannot be known now (see `concrete_numpy`) are
+    not checked.
+
+    Args:
+        token_ids: array-like of ids, any shape.
+        vocabulary_size: int, the number of rows of the embedding.
+        name: the argument's name, for the message.
+
+    Returns:
+        `token_ids`, unchanged.
+    """
+    values = concrete_numpy(token_ids)
+    if values is None or values.size == 0:
+        return token_ids
+    kind = values.dtype.kind
+    if kind == "b" or kind not in "iuf":
+        raise ValueError(
+            f"`{name}` must hold integer token ids. Received an array of dtype "
+            f"{values.dtype}: {name}={_preview(values)}"
+        )
+    if kind == "f":
+        whole = np.isfinite(values) & (values == np.round(values))
+        if not whole.all():
+            index = _first(~whole)
+            raise ValueError(
+                f"`{name}` must hold integer token ids. Received {values[index]!r} at "
+                f"index {index}."
+            )
+    outside = (values < 0) | (values >= vocabulary_size)
+    if outside.any():
+        index = _first(outside)
+        bad = values[index]
+        bad = int(bad) if kind != "f" else float(bad)
+        raise ValueError(
+            f"`{name}` holds {int(outside.sum())} id(s) outside [0, {vocabulary_size}) "
+            f"(the vocabulary size is {vocabulary_size}); the first is {bad} at index "
+            f"{index}. Negative ids and ids >= the vocabulary size have no embedding."
+        )
+    return token_ids
+
+
+def check_token_id(value, vocabulary_size, name, allow_none=False):
+    """Checks one id argument (e.g. `start_token_id`): an int in `[0, vocabulary_size)`."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        expected = "an int or None" if allow_none else "an int"
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    if not 0 <= value < vocabulary_size:
+        raise ValueError(
+            f"`{name}` must be a token id in [0, {vocabulary_size}) (the vocabulary "
+            f"size is {vocabulary_size}). Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_number(value, name, low, high, high_inclusive=False):
+    """A real number in `[low, high)` (or `[low, high]`); strings and bools refused."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+        or not low <= value
+        or not (value <= high if high_inclusive else value < high)
+    ):
+        interval = f"[{low}, {high}]" if high_inclusive else f"[{low}, {high})"
+        raise ValueError(f"`{name}` must be a number in {interval}. Received: {name}={value!r}")
+    return float(value)
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"`{name}` must be a bool. Received: {name}={value!r}")
+    return bool(value)
+
+
+def check_seed(seed, name="seed"):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"`{name}` must be an int or None. Received: {name}={seed!r}")
+    return None if seed is None else int(seed)
+
+
+def _first(flags):
+    index = tuple(int(i) for i in np.argwhere(flags)[0])
+    return index[0] if len(index) == 1 else index
+
+
+def _preview(values):
+    text = np.array2string(values.reshape(-1)[:5], separator=", ")
+    return text if values.size <= 5 else text[:-1] + ", ...]"
+
+
+@contextlib.contextmanager
+def variables_kept_on_error(model):
+    """Puts `model`'s variable values back if the block raises.
+
+    Keras's JAX `predict` detaches the variables' values while its compiled
+    function runs and reattaches them only at the end; an error raised while
+    tracing (a wrong input shape, a missing package) would leave every
+    variable empty, so that each later call fails with "'NoneType' object is
+    not callable". Assigning the values held before the call makes the model
+    usable again; on the other backends it rewrites the same values.
+    """
+    variables = list(model.variables)
+    values = [v.value for v in variables]
+    try:
+        yield
+    except BaseException:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        if hasattr(model, "_jax_state_synced"):
+            # The values above are the model's state; nothing stale to sync.
+            model._jax_state = None
+            model._jax_state_synced = True
+        raise
+
+
+class CheckedTokenInputs:
+    """Mixin for `keras.Model` subclasses whose inputs are token ids.
+
+    `predict`, `predict_on_batch`, `evaluate` and `test_on_batch` check
+    concrete inputs with `check_inputs(x)` (and targets with
+    `check_targets(y)`, when given) before Keras compiles anything, and keep
+    the model usable if Keras fails afterwards. `fit` and direct calls are
+    left to Keras.
+    """
+
+    def check_inputs(self, x):
+        raise NotImplementedError
+
+    def check_targets(self, y):
+        return None
+
+    def predict(self, x, *args, **kwargs):
+        self.check_inputs(x)
+        with variables_kept_on_error(self):
+            return super().predict(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self.check_inputs(x)
+        with variables_kept_on_error(self):
+            return super().predict_on_batch(x)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self.check_inputs(x)
+        if y is not None:
+            self.check_targets(y)
+        with variables_kept_on_error(self):
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        self.check_inputs(x)
+        if y is not None:
+            self.check_targets(y)
+        with variables_kept_on_error(self):
+            return super().test_on_batch(x, y, *args, **kwargs)
