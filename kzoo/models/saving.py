@@ -1,11 +1,18 @@
-"""Compact `.keras` files: no optimizer state, optionally float16 weights."""
+"""Compact `.keras` files: no optimizer state, optionally float16 weights.
 
+Both functions write atomically (`kzoo.utils.atomic_write`): the new file is
+built whole at a temporary path next to the target and renamed over it, so an
+exception, Ctrl-C or kill mid-way leaves the previous file as it was.
+"""
+
+import io
 import os
-import tempfile
 import zipfile
 
 import keras
 import numpy as np
+
+from kzoo.utils.atomic_write import atomic_path
 
 _WEIGHTS = "model.weights.h5"
 
@@ -61,32 +68,46 @@ def save_compact(model, path, weights_dtype="auto", max_megabytes=10.0, config=N
     if weights_dtype == "auto":
         float32_mb = 4 * model.count_params() / 1e6
         weights_dtype = "float16" if float32_mb > max_megabytes else "float32"
-    copy.save(path)
-    if weights_dtype == "float16":
-        store_weights_as_float16(path)
+    with atomic_path(path) as tmp:
+        copy.save(tmp)
+        if weights_dtype == "float16":
+            # The temporary file is private, so it is converted in place.
+            _write_float16_copy(tmp, tmp)
     return weights_dtype
 
 
 def store_weights_as_float16(path):
-    """Rewrites the float32 arrays of a `.keras` file's weights as float16."""
+    """Rewrites the float32 arrays of a `.keras` file's weights as float16.
+
+    The converted file is built at a temporary path and replaces `path` in one
+    rename; if anything fails, `path` keeps its float32 content.
+    """
+    with atomic_path(path) as tmp:
+        _write_float16_copy(path, tmp)
+
+
+def _write_float16_copy(source, target):
+    """Writes to `target` the `.keras` file `source` with float16 weights."""
     import h5py
 
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    with tempfile.TemporaryDirectory() as folder:
-        original = os.path.join(folder, "original.h5")
-        packed = os.path.join(folder, "packed.h5")
-        with open(original, "wb") as f:
-            f.write(members[_WEIGHTS])
-        # Copying into a fresh file (instead of rewriting in place) leaves no
-        # unused space behind.
-        with h5py.File(original, "r") as old, h5py.File(packed, "w") as new:
-            _copy_group(old, new)
-        with open(packed, "rb") as f:
-            members[_WEIGHTS] = f.read()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    with zipfile.ZipFile(source) as archive:
+        members = [(info, archive.read(info.filename)) for info in archive.infolist()]
+    converted = []
+    for info, data in members:
+        if info.filename == _WEIGHTS:
+            # Copying into a fresh store (instead of rewriting in place) leaves
+            # no unused space behind.
+            packed = io.BytesIO()
+            with h5py.File(io.BytesIO(data), "r") as old, h5py.File(packed, "w") as new:
+                _copy_group(old, new)
+            data = packed.getvalue()
+        converted.append((info.filename, data))
+    with open(target, "wb") as f:
+        with zipfile.ZipFile(f, "w") as archive:
+            for name, data in converted:
+                archive.writestr(name, data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _copy_group(source, target):

@@ -5,14 +5,23 @@ name in the target's own folder (so the final rename never crosses a file
 system), flushed to disk, then renamed over the target with `os.replace`. An
 exception, Ctrl-C or SIGKILL before the rename leaves the previous file at the
 target untouched; a temporary file left by a SIGKILL is named
-`.<name>.tmp-<pid>-<random><suffix>` and never mistaken for the target.
+`.<name>.tmp-<pid>-<random><suffix>` and never mistaken for the target. The
+next write to the same target removes such leftovers once their process is
+gone and they have not changed for `STALE_SECONDS`.
 """
 
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
+import time
+
+# How long a leftover temporary file must sit unchanged (and its process be
+# gone) before a later write removes it: long enough that a slow writer on
+# another machine sharing the folder is never mistaken for a dead one.
+STALE_SECONDS = 600
 
 
 def _temporary_sibling(path):
@@ -20,6 +29,39 @@ def _temporary_sibling(path):
     stem, suffix = os.path.splitext(name)
     # The suffix is kept: `model.save` insists on `.keras`, h5py on nothing.
     return os.path.join(folder, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else, or cannot tell
+    return True
+
+
+def _remove_stale_temporaries(path):
+    """Removes the temporary files of earlier writes to `path` that were killed."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, suffix = os.path.splitext(name)
+    pattern = re.compile(rf"\.{re.escape(stem)}\.tmp-(\d+)-[0-9a-f]{{8}}{re.escape(suffix)}\Z")
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        match = pattern.match(entry)
+        if not match or int(match.group(1)) == os.getpid():
+            continue
+        candidate = os.path.join(folder, entry)
+        try:
+            age = now - os.lstat(candidate).st_mtime
+        except OSError:
+            continue
+        if age > STALE_SECONDS and not _process_alive(int(match.group(1))):
+            _remove(candidate)
 
 
 def _fsync_path(path):
@@ -52,18 +94,47 @@ def check_writable_folder(path):
 
     Call it before long work (training) whose result goes to `path`, so that an
     unwritable destination is reported in the first second, not after hours.
+    Folders that do not exist yet are fine as long as the nearest existing one
+    can be written (they are created when the file is written). Besides the
+    permission bits, a probe file is created and removed, which also catches
+    read-only file systems and users (such as root) whom the bits do not stop.
+
+    Args:
+        path: the file that will be written.
+
+    Raises:
+        NotADirectoryError: a part of the folder path is a file.
+        PermissionError: the folder cannot be written.
     """
-    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
     probe_root = folder
-    while not os.path.exists(probe_root):
+    while not os.path.lexists(probe_root):
         parent = os.path.dirname(probe_root)
         if parent == probe_root:
             break
         probe_root = parent
     if not os.path.isdir(probe_root):
-        raise NotADirectoryError(f"Cannot write {path!r}: {probe_root!r} is not a folder.")
+        raise NotADirectoryError(
+            f"Cannot write {path!r}: {probe_root!r} is a file, not a folder. "
+            "Choose another output folder."
+        )
     if not os.access(probe_root, os.W_OK | os.X_OK):
-        raise PermissionError(f"Cannot write {path!r}: the folder {probe_root!r} is not writable.")
+        raise PermissionError(
+            f"Cannot write {path!r}: the folder {probe_root!r} is not writable. "
+            "Choose another output folder."
+        )
+    probe = os.path.join(probe_root, f".kzoo-write-probe-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        raise PermissionError(
+            f"Cannot write {path!r}: creating a file in {probe_root!r} failed "
+            f"({e.strerror or e}). Choose another output folder."
+        ) from e
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.remove(probe)
 
 
 @contextlib.contextmanager
@@ -86,6 +157,7 @@ def atomic_path(path):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    _remove_stale_temporaries(path)
     tmp = _temporary_sibling(path)
     try:
         yield tmp

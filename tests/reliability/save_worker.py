@@ -1,0 +1,49 @@
+"""Saves one small model again and again; run by test_atomic_writes.py.
+
+Usage: python save_worker.py PATH FUNCTION FIRST_VERSION COUNT
+
+FUNCTION is `save_model` (kzoo.utils.save_model) or `save_compact`
+(kzoo.models.saving.save_compact, float32 and float16 in turn). Before save
+number i every weight is filled with the value FIRST_VERSION + i, so a reader
+can tell which save a file holds, and that it holds one whole save. A Ctrl-C
+(SIGINT) interrupts the current save and the loop goes on with the next one.
+COUNT 0 means: until killed. Prints `saved <version>` after every finished save
+and `interrupted` after every interrupted one.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main():
+    path, function, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    import keras
+    import numpy as np
+
+    from kzoo.models.saving import save_compact
+    from kzoo.utils import save_model
+
+    inputs = keras.Input((600,))
+    outputs = keras.layers.Dense(8)(keras.layers.Dense(600)(inputs))  # about 1.4 MB float32
+    model = keras.Model(inputs, outputs)
+    print("ready", flush=True)
+    i = 0
+    while count == 0 or i < count:
+        version = first + i
+        try:
+            for weight in model.weights:
+                weight.assign(np.full(weight.shape, version, "float32"))
+            if function == "save_model":
+                save_model(model, path)
+            else:
+                save_compact(model, path, "float16" if i % 2 else "float32")
+            print(f"saved {version}", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        i += 1
+
+
+if __name__ == "__main__":
+    main()
