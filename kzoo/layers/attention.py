@@ -26,9 +26,9 @@ def masked_softmax(scores, mask=None, axis=-1):
     $$w_i = \\frac{m_i \\exp(s_i - s_{max})}{\\sum_j m_j \\exp(s_j - s_{max})}$$
 
     where $s_{max}$ is the largest score among the valid positions. Masked
-    positions get exactly zero weight. A row without any valid position gets
-    all-zero weights (no NaN, and zero gradients), instead of the undefined
-    0/0.
+    positions get exactly zero weight, whatever their score (NaN and infinite
+    scores included). A row without any valid position gets all-zero weights
+    (no NaN, and zero gradients), instead of the undefined 0/0.
 
     Args:
         scores: float tensor.
@@ -48,6 +48,9 @@ def masked_softmax(scores, mask=None, axis=-1):
     if mask is None:
         return ops.softmax(scores, axis=axis)
     mask = ops.cast(ops.convert_to_tensor(mask), "bool")
+    # Masked scores never count, even NaN or infinite ones (a multiplication
+    # by the mask would turn them into NaN: 0 * inf = NaN).
+    scores = ops.where(mask, scores, ops.zeros_like(scores))
     # Shift by the largest *valid* score. The row minimum stands in for masked
     # positions, so the shift stays finite even when a whole row is masked.
     row_min = ops.min(scores, axis=axis, keepdims=True)
@@ -177,6 +180,14 @@ class _AttentionBase(keras.layers.Layer):
         single_step = len(query.shape) == 2
         if single_step:
             query = ops.expand_dims(query, 1)  # (batch, 1, query_dim)
+        if mask is not None:
+            # Masked memory rows must not reach the outputs even when they hold
+            # NaN or Inf (a zero weight times NaN is NaN), so they are
+            # replaced, not multiplied by the mask.
+            valid = ops.expand_dims(ops.cast(mask, "bool"), -1)  # (batch, time, 1)
+            memory = ops.where(valid, memory, ops.zeros_like(memory))
+            if projected_keys is not None:
+                projected_keys = ops.where(valid, projected_keys, ops.zeros_like(projected_keys))
         if projected_keys is None:
             projected_keys = self.project_keys(memory)
         scores = self._score(query, projected_keys)  # (batch, query_time, time)
@@ -235,8 +246,10 @@ class BahdanauAttention(_AttentionBase):
     `score_scale` $g$ (initialized to $\\sqrt{1/units}$) and `score_bias`
     $b$ `(units,)` (zeros).
 
-    Masked memory positions get exactly zero weight. A query whose memory row
-    is fully masked gets all-zero weights and a zero context.
+    Masked memory positions get exactly zero weight, and their values never
+    reach the outputs (NaN or Inf there gives the same result as zeros). A
+    query whose memory row is fully masked gets all-zero weights and a zero
+    context.
 
     Args:
         units: positive int, the width of the additive score.
@@ -355,8 +368,10 @@ class LuongAttention(_AttentionBase):
     (query_dim + memory_dim, units)` (rows for the query first) and
     `score_vector (units,)`; `scale=True` adds the scalar `score_scale`.
 
-    Masked memory positions get exactly zero weight. A query whose memory row
-    is fully masked gets all-zero weights and a zero context.
+    Masked memory positions get exactly zero weight, and their values never
+    reach the outputs (NaN or Inf there gives the same result as zeros). A
+    query whose memory row is fully masked gets all-zero weights and a zero
+    context.
 
     Args:
         units: positive int, the width of the "concat" score; must be `None`

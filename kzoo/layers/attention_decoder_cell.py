@@ -78,7 +78,8 @@ class AttentionDecoderCell(keras.layers.Layer):
         training: bool, passed to the inner cell.
         memory: `(batch, time, memory_dim)`, required (keyword constant).
         memory_mask: optional `(batch, time)` boolean or 0/1, true on valid
-            memory positions. A fully masked row gives a zero context.
+            memory positions; values at the other positions (even NaN) never
+            reach the outputs. A fully masked row gives a zero context.
         projected_keys: optional `attention.project_keys(memory)`, so the key
             projection is computed once per sequence; see
             `prepare_constants`.
@@ -251,10 +252,14 @@ class AttentionDecoderCell(keras.layers.Layer):
         The result is `{"memory": ..., "memory_mask": ..., "projected_keys":
         ...}`, ready for `cell(x, states, **constants)` or for a recurrent
         layer's `constants=`. Builds the attention layer from the memory's
-        shape if it has no weights yet.
+        shape if it has no weights yet. Masked memory rows are replaced by
+        zeros once here, so NaN or Inf in them never reaches a step.
         """
         if not self.attention.built:
             self.attention.build((None, self.cell.output_size), tuple(memory.shape))
+        if memory_mask is not None:
+            valid = ops.expand_dims(ops.cast(memory_mask, "bool"), -1)  # (batch, time, 1)
+            memory = ops.where(valid, memory, ops.zeros_like(memory))
         constants = {
             "memory": memory,
             "projected_keys": self.attention.project_keys(memory),

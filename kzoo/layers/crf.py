@@ -155,8 +155,8 @@ class CRF(keras.layers.Layer):
     masked step is a no-op (the forward/Viterbi state passes through it
     unchanged), so right padding, left padding and even holes give the same
     result as the unpadded sequence. A row with no valid step has
-    log-likelihood 0, best score 0 and decoded tags 0. Decoded tags at masked
-    steps are 0.
+    log-likelihood 0, best score 0 and decoded tags 0, and so does every row
+    of emissions with zero time steps. Decoded tags at masked steps are 0.
 
     Precision: scores are computed in the layer's variable dtype (float32
     under a `mixed_float16`/`mixed_bfloat16` policy; float64 for
@@ -278,8 +278,20 @@ class CRF(keras.layers.Layer):
             )
         tags_np = _concrete_numpy(tags)
         mask_np = _concrete_numpy(mask)
+        if tags_np is not None and tags_np.dtype.kind not in "iuf":
+            raise ValueError(
+                f"CRF tags must be integer tag ids. Received tags of dtype {tags_np.dtype}."
+            )
         if tags_np is not None and mask_np is not None:
             valid = tags_np[mask_np.astype(bool)]
+            if valid.dtype.kind == "f":
+                # A cast to int32 would silently truncate 1.5 to 1.
+                fractional = valid[~(np.isfinite(valid) & (valid == np.round(valid)))]
+                if fractional.size:
+                    raise ValueError(
+                        "CRF tags must be integer tag ids (whole numbers) at unmasked "
+                        f"steps. Received non-integer values {fractional[:10].tolist()}."
+                    )
             bad = valid[(valid < 0) | (valid >= self.num_tags)]
             if bad.size:
                 raise ValueError(
@@ -301,6 +313,11 @@ class CRF(keras.layers.Layer):
         start = ops.convert_to_tensor(self.start_scores)
         end = ops.convert_to_tensor(self.end_scores)
         batch = ops.shape(emissions)[0]
+        if emissions.shape[1] == 0:
+            # No step at all: every row is empty (score and log Z are 0, as
+            # for a fully masked row); `scan` over zero steps is not portable.
+            zero = ops.zeros((batch,), dtype=emissions.dtype)
+            return zero, zero
 
         init = (
             ops.zeros((batch, k), dtype=emissions.dtype),
@@ -324,9 +341,9 @@ class CRF(keras.layers.Layer):
         Args:
             emissions: float (batch, time, num_tags).
             tags: int (batch, time), values in [0, num_tags) at unmasked steps
-                (any value at masked steps). Out-of-range values raise a
-                ValueError when the tensors are eager; inside compiled graphs
-                values cannot be checked and are not.
+                (any value at masked steps). Out-of-range or non-integer values
+                (e.g. 1.5) raise a ValueError when the tensors are eager;
+                inside compiled graphs values cannot be checked and are not.
             mask: optional bool (batch, time); masked steps are skipped.
 
         Returns:
@@ -366,6 +383,11 @@ class CRF(keras.layers.Layer):
         start = ops.convert_to_tensor(self.start_scores)
         end = ops.convert_to_tensor(self.end_scores)
         batch = ops.shape(emissions)[0]
+        if emissions.shape[1] == 0:
+            tags = ops.zeros((batch, 0), dtype="int32")
+            if not return_scores:
+                return tags
+            return tags, ops.zeros((batch,), dtype=emissions.dtype)
         identity = ops.arange(k, dtype="int32")
 
         init = (

@@ -139,21 +139,28 @@ def _preview(values):
 def variables_kept_on_error(model):
     """Puts `model`'s variable values back if the block raises.
 
-    Keras's JAX `predict` detaches the variables' values while its compiled
-    function runs and reattaches them only at the end; an error raised while
-    tracing (a wrong input shape, a missing package) would leave every
-    variable empty, so that each later call fails with "'NoneType' object is
-    not callable". Assigning the values held before the call makes the model
-    usable again; on the other backends it rewrites the same values.
+    Keras's JAX `predict`/`evaluate`/`fit` detach the variables' values while
+    their compiled function runs and reattach them only at the end; an error
+    raised while tracing (a wrong input shape, a missing package) would leave
+    every variable empty, so that each later call fails with "'NoneType'
+    object is not callable". Only variables left without a value get the
+    value they held before the call, so a variable that still has one (every
+    variable on TensorFlow and PyTorch, whose training updates them in place)
+    is never rolled back.
     """
     variables = list(model.variables)
     values = [v.value for v in variables]
     try:
         yield
     except BaseException:
+        restored = False
         for variable, value in zip(variables, values):
-            variable.assign(value)
-        if hasattr(model, "_jax_state_synced"):
+            try:
+                variable.value  # noqa: B018 - raises once the value is detached
+            except Exception:
+                variable.assign(value)
+                restored = True
+        if restored and hasattr(model, "_jax_state_synced"):
             # The values above are the model's state; nothing stale to sync.
             model._jax_state = None
             model._jax_state_synced = True
@@ -163,11 +170,11 @@ def variables_kept_on_error(model):
 class CheckedTokenInputs:
     """Mixin for `keras.Model` subclasses whose inputs are token ids.
 
-    `predict`, `predict_on_batch`, `evaluate` and `test_on_batch` check
-    concrete inputs with `check_inputs(x)` (and targets with
+    `predict`, `predict_on_batch`, `evaluate`, `test_on_batch` and `fit`
+    check concrete inputs with `check_inputs(x)` (and targets with
     `check_targets(y)`, when given) before Keras compiles anything, and keep
-    the model usable if Keras fails afterwards. `fit` and direct calls are
-    left to Keras.
+    the model usable if Keras fails afterwards. Datasets, generators and
+    direct calls (`model(x)`, symbolic tensors) are left to Keras.
     """
 
     def check_inputs(self, x):
@@ -199,3 +206,10 @@ class CheckedTokenInputs:
             self.check_targets(y)
         with variables_kept_on_error(self):
             return super().test_on_batch(x, y, *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self.check_inputs(x)
+        if y is not None:
+            self.check_targets(y)
+        with variables_kept_on_error(self):
+            return super().fit(x, y, *args, **kwargs)
