@@ -33,6 +33,7 @@ from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets.text_corpora import load_text  # noqa: E402
 from kzoo.models import LanguageModel  # noqa: E402
 from kzoo.models.language_model import bptt_batches  # noqa: E402
+from kzoo.utils import check_writable_folder, float_range, int_range, write_text  # noqa: E402
 
 # === Settings (a full run) ===
 CORPUS = "tinyshakespeare"
@@ -72,15 +73,20 @@ QUICK = dict(
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=CORPUS, choices=["tinyshakespeare", "nietzsche"])
-    parser.add_argument("--embedding-dim", type=int, default=EMBEDDING_DIM)
-    parser.add_argument("--hidden-units", type=int, default=HIDDEN_UNITS)
-    parser.add_argument("--num-layers", type=int, default=NUM_LAYERS)
+    # Flags that --quick also sets default to None: a value given on the
+    # command line wins over both the full-run and the quick settings.
+    positive = int_range(1)
+    parser.add_argument("--embedding-dim", type=positive, default=None, help=f"{EMBEDDING_DIM}")
+    parser.add_argument("--hidden-units", type=positive, default=None, help=f"{HIDDEN_UNITS}")
+    parser.add_argument("--num-layers", type=positive, default=NUM_LAYERS)
     parser.add_argument("--cell", default=CELL, choices=["lstm", "gru"])
-    parser.add_argument("--dropout", type=float, default=DROPOUT)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    parser.add_argument("--sequence-length", type=int, default=SEQUENCE_LENGTH)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
-    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE)
+    parser.add_argument("--dropout", type=float_range(0, 1, max_inclusive=False), default=DROPOUT)
+    parser.add_argument("--batch-size", type=positive, default=None, help=f"{BATCH_SIZE}")
+    parser.add_argument("--sequence-length", type=positive, default=None, help=f"{SEQUENCE_LENGTH}")
+    parser.add_argument("--epochs", type=positive, default=None, help=f"{EPOCHS}")
+    parser.add_argument(
+        "--learning-rate", type=float_range(0, min_inclusive=False), default=LEARNING_RATE
+    )
     parser.add_argument(
         "--stateful",
         action=argparse.BooleanOptionalAction,
@@ -89,17 +95,42 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--time-budget-minutes",
-        type=float,
+        type=float_range(0, min_inclusive=False),
         default=None,
         help="stop training after this much wall time, then evaluate and save",
     )
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    parser.add_argument(
+        "--max-steps", type=positive, default=None, help="stop after this many steps"
+    )
     parser.add_argument(
         "--output-dir", default=None, help="default: saved_models/ (quick: a temp dir)"
     )
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seed", type=int_range(0), default=SEED)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    full = dict(
+        embedding_dim=EMBEDDING_DIM,
+        hidden_units=HIDDEN_UNITS,
+        batch_size=BATCH_SIZE,
+        sequence_length=SEQUENCE_LENGTH,
+        epochs=EPOCHS,
+    )
+    for key, value in full.items():
+        if getattr(args, key) is None:
+            setattr(args, key, QUICK[key] if args.quick else value)
+    if args.quick and args.max_steps is None:
+        args.max_steps = QUICK["max_steps"]
+    if args.output_dir is None:
+        args.output_dir = (
+            tempfile.mkdtemp(prefix="char_lm_quick_")
+            if args.quick
+            else os.path.join(REPO_ROOT, "saved_models")
+        )
+    try:  # before any data is loaded or any model trained
+        check_writable_folder(os.path.join(args.output_dir, "char_lm.md"))
+    except OSError as e:
+        parser.error(f"argument --output-dir: {e}")
+    return args
 
 
 def load_corpus(args):
@@ -116,16 +147,8 @@ def load_corpus(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.quick:
-        for key in ("embedding_dim", "hidden_units", "batch_size", "sequence_length", "epochs"):
-            setattr(args, key, QUICK[key])
-        args.max_steps = args.max_steps or QUICK["max_steps"]
     sample_length = QUICK["sample_length"] if args.quick else SAMPLE_LENGTH
-    output_dir = args.output_dir or (
-        tempfile.mkdtemp(prefix="char_lm_quick_")
-        if args.quick
-        else os.path.join(REPO_ROOT, "saved_models")
-    )
+    output_dir = args.output_dir
     keras.utils.set_random_seed(args.seed)
     start = time.time()
     seconds = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
@@ -223,8 +246,7 @@ def main(argv=None):
     path, dtype = _save(model, output_dir)
     card = _model_card(args, model, history, valid, train_seconds, step, path, dtype, sample_length)
     card_path = os.path.splitext(path)[0] + ".md"
-    with open(card_path, "w") as f:
-        f.write(card)
+    write_text(card_path, card)
     print(f"saved {path} ({os.path.getsize(path) / 1e6:.2f} MB) and {card_path}")
     return {"valid": valid, "seconds": train_seconds, "steps": step, "path": path}
 

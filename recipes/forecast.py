@@ -19,7 +19,6 @@ Artifacts per dataset in `--output-dir` (default `saved_models/`):
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -45,6 +44,15 @@ from kzoo.models.forecaster import (  # noqa: E402
     mase,
     rmse,
     seasonal_naive,
+)
+from kzoo.utils import (  # noqa: E402
+    atomic_path,
+    check_writable_folder,
+    float_range,
+    int_range,
+    save_model,
+    write_json,
+    write_text,
 )
 
 # Settings per dataset. Periods are (validation start, test start) as indices
@@ -136,7 +144,10 @@ def run(name, args):
     model.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0), loss="mse"
     )
-    epochs = QUICK["epochs"] if args.quick else (args.epochs or settings["epochs"])
+    if args.epochs is not None:  # an explicit --epochs wins, also over --quick
+        epochs = args.epochs
+    else:
+        epochs = QUICK["epochs"] if args.quick else settings["epochs"]
     budget = TrainingBudget(
         None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
     )
@@ -213,9 +224,8 @@ def save(name, model, metrics, values, dates, forecasts, naive, origins, val_sta
     out = args.output_dir
     os.makedirs(out, exist_ok=True)
     backend = metrics["backend"]
-    model.save(os.path.join(out, f"forecast_{name}.keras"))
-    with open(os.path.join(out, f"forecast_{name}_{backend}.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    save_model(model, os.path.join(out, f"forecast_{name}.keras"))
+    write_json(os.path.join(out, f"forecast_{name}_{backend}.json"), metrics)
     plot(
         os.path.join(out, f"forecast_{name}_{backend}.png"),
         name,
@@ -278,7 +288,8 @@ def plot(path, name, values, dates, forecasts, naive, origins, val_start, metric
         bottom.set_xticks(ticks, [str(dates[i]) for i in ticks])
     bottom.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
 
 
@@ -323,8 +334,7 @@ def write_card(path, name, metrics):
         "`model.forecast(history, covariates, future_covariates)` returns raw values.",
         "",
     ]
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    write_text(path, "\n".join(lines))
 
 
 def parse_args(argv=None):
@@ -333,10 +343,15 @@ def parse_args(argv=None):
         "--dataset", choices=[*DATASETS, "all"], default="all", help="series to run"
     )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run for CI")
-    parser.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    parser.add_argument(
+        "--epochs",
+        type=int_range(1),
+        default=None,
+        help="override the epochs (also those of --quick)",
+    )
     parser.add_argument(
         "--time-budget-minutes",
-        type=float,
+        type=float_range(0, min_inclusive=False),
         default=None,
         help="stop training (cleanly, after an epoch) once this much time has passed",
     )
@@ -350,6 +365,10 @@ def parse_args(argv=None):
         args.output_dir = (
             tempfile.mkdtemp(prefix="kzoo_forecast_") if args.quick else "saved_models"
         )
+    try:  # before any data is loaded or any model trained
+        check_writable_folder(os.path.join(args.output_dir, "forecast.md"))
+    except OSError as e:
+        parser.error(f"argument --output-dir: {e}")
     return args
 
 

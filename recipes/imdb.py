@@ -43,6 +43,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kzoo.models  # noqa: E402
 from kzoo.datasets.imdb import load_texts  # noqa: E402
+from kzoo.utils import (  # noqa: E402
+    atomic_path,
+    check_writable_folder,
+    float_range,
+    int_range,
+    save_model,
+    write_json,
+    write_text,
+)
 
 # === Settings (the full run; flags override some) ===
 SETTINGS = dict(
@@ -76,6 +85,35 @@ SETTINGS = dict(
     seed=1337,
 )
 
+# The values each numeric setting accepts (flags and --set alike).
+_COUNT, _FRACTION = int_range(1), float_range(0, 1, max_inclusive=False)
+SETTING_RANGES = dict(
+    units=_COUNT,
+    num_layers=_COUNT,
+    embedding_dim=_COUNT,
+    vocab=int_range(3),  # padding, OOV and at least one word
+    maxlen=_COUNT,
+    embedding_dropout=_FRACTION,
+    spatial_dropout=_FRACTION,
+    word_type_dropout=_FRACTION,
+    dropout=_FRACTION,
+    recurrent_dropout=_FRACTION,
+    head_dropout=_FRACTION,
+    batch_size=_COUNT,
+    bucket_width=_COUNT,
+    epochs=_COUNT,
+    learning_rate=float_range(0, min_inclusive=False),
+    lr_step_epochs=_COUNT,
+    lr_gamma=float_range(0, min_inclusive=False),
+    clipnorm=float_range(0, min_inclusive=False),
+    weight_decay=float_range(0),
+    patience=int_range(0),
+    average_from_epoch=int_range(0),
+    average_every=float_range(0, 1, min_inclusive=False),
+    validation_fraction=float_range(0, 1, min_inclusive=False, max_inclusive=False),
+    seed=int_range(0),
+)
+
 # A few seconds of training on a small subset with a tiny model.
 QUICK = dict(
     units=8,
@@ -103,18 +141,20 @@ EXPECTED_TEXTS = [
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cell", choices=["gru", "lstm", "rnn"], default=SETTINGS["cell"])
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--maxlen", type=int, default=None)
-    p.add_argument("--vocab", type=int, default=None, help="vocabulary size (ids)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--units", type=int, default=None)
-    p.add_argument("--embedding-dim", type=int, default=None)
+    # Values given here (and with --set) win over SETTINGS and over --quick's.
+    ranges = SETTING_RANGES
+    p.add_argument("--epochs", type=ranges["epochs"], default=None)
+    p.add_argument("--maxlen", type=ranges["maxlen"], default=None)
+    p.add_argument("--vocab", type=ranges["vocab"], default=None, help="vocabulary size (ids)")
+    p.add_argument("--batch-size", type=ranges["batch_size"], default=None)
+    p.add_argument("--units", type=ranges["units"], default=None)
+    p.add_argument("--embedding-dim", type=ranges["embedding_dim"], default=None)
     p.add_argument("--quick", action="store_true", help="small smoke run (CI)")
     p.add_argument("--output-dir", default="saved_models")
     p.add_argument("--name", default=None, help="artifact name (default imdb_<bi><cell>)")
     p.add_argument("--data-path", default=None, help="aclImdb_v1.tar.gz or its folder")
-    p.add_argument("--seed", type=int, default=SETTINGS["seed"])
-    p.add_argument("--verbose", type=int, default=1, help="Keras fit verbosity (0, 1, 2)")
+    p.add_argument("--seed", type=ranges["seed"], default=SETTINGS["seed"])
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="Keras fit verbosity")
     p.add_argument(
         "--set",
         action="append",
@@ -130,8 +170,6 @@ def parse_args(argv=None):
     for key in ("epochs", "maxlen", "vocab", "batch_size", "units", "embedding_dim"):
         value = getattr(args, key)
         if value is not None:
-            if value < 1:
-                p.error(f"--{key.replace('_', '-')} must be positive, got {value}")
             config[key] = value
     for item in args.set:
         key, sep, text = item.partition("=")
@@ -146,9 +184,16 @@ def parse_args(argv=None):
             value = float(value)
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             p.error(f"--set {key}: expected a {expected.__name__}, got {text!r}")
+        if key in SETTING_RANGES:
+            try:
+                SETTING_RANGES[key](str(value))
+            except argparse.ArgumentTypeError as e:
+                p.error(f"--set {key}: {e}")
         config[key] = value
-    if config["vocab"] < 3:
-        p.error("--vocab must be at least 3 (padding, OOV and one word)")
+    try:  # before any data is loaded or any model trained
+        check_writable_folder(os.path.join(args.output_dir, "imdb.md"))
+    except OSError as e:
+        p.error(f"argument --output-dir: {e}")
     name = args.name or "imdb_{}{}{}".format(
         "bi" if config["bidirectional"] else "", config["cell"], "_quick" if args.quick else ""
     )
@@ -273,7 +318,8 @@ def plot_curves(history, epoch_seconds, path, title, test_accuracy=None):
         ax.set_xticks(epochs)
     fig.suptitle(f"{title} ({np.mean(epoch_seconds):.0f} s per epoch)")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
 
 
@@ -326,8 +372,7 @@ or `python -m kzoo predict saved_models/{name}.keras "This movie was wonderful"`
 
 ![training curves]({name}_curves.png)
 """
-    with open(path, "w") as f:
-        f.write(text)
+    write_text(path, text)
 
 
 def main(argv=None):
@@ -505,7 +550,7 @@ def main(argv=None):
     # === Artifacts ===
     os.makedirs(args.output_dir, exist_ok=True)
     model_path = os.path.join(args.output_dir, f"{name}.keras")
-    pipeline.save(model_path)
+    save_model(pipeline, model_path)
     reloaded = kzoo.models.load(model_path)
     expected = reloaded.predict(EXPECTED_TEXTS)
     epochs = [
@@ -548,14 +593,12 @@ def main(argv=None):
         model_bytes=os.path.getsize(model_path),
         settings=config,
     )
-    with open(os.path.join(args.output_dir, f"{name}_history.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    with open(os.path.join(args.output_dir, f"{name}.expected.json"), "w") as f:
-        json.dump(
-            {"backend": backend, "texts": EXPECTED_TEXTS, "probabilities": expected.tolist()},
-            f,
-            indent=1,
-        )
+    write_json(os.path.join(args.output_dir, f"{name}_history.json"), results, indent=1)
+    write_json(
+        os.path.join(args.output_dir, f"{name}.expected.json"),
+        {"backend": backend, "texts": EXPECTED_TEXTS, "probabilities": expected.tolist()},
+        indent=1,
+    )
     plot_curves(
         history,
         epoch_seconds,

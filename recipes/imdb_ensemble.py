@@ -19,7 +19,6 @@ of fixed texts, for the cross-backend test) are written beside it.
 
 import argparse
 import datetime
-import json
 import os
 import shlex
 import sys
@@ -33,6 +32,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kzoo.models  # noqa: E402
 from kzoo.datasets.imdb import load_texts  # noqa: E402
 from kzoo.models.saving import store_weights_as_float16  # noqa: E402
+from kzoo.utils import (  # noqa: E402
+    atomic_path,
+    check_writable_folder,
+    float_range,
+    int_range,
+    write_json,
+    write_text,
+)
 from recipes.imdb import EXPECTED_TEXTS  # noqa: E402
 
 
@@ -41,15 +48,26 @@ def parse_args(argv=None):
     p.add_argument("members", nargs="+", help="pipelines saved by recipes/imdb.py")
     p.add_argument("--name", default="imdb_ensemble")
     p.add_argument("--output-dir", default="saved_models")
-    p.add_argument("--max-megabytes", type=float, default=10.0)
+    p.add_argument(
+        "--max-megabytes",
+        type=float_range(0, min_inclusive=False),
+        default=10.0,
+        help="store float16 weights when the float32 file is larger",
+    )
     p.add_argument("--data-path", default=None, help="aclImdb_v1.tar.gz or its folder")
-    p.add_argument("--test-size", type=int, default=None, help="score on the first N reviews")
+    p.add_argument(
+        "--test-size", type=int_range(1), default=None, help="score on the first N reviews"
+    )
     args = p.parse_args(argv)
     if len(args.members) < 2:
         p.error("an ensemble needs at least two member files")
     for path in args.members:
         if not os.path.isfile(path):
             p.error(f"member file not found: {path}")
+    try:  # before any member is loaded or scored
+        check_writable_folder(os.path.join(args.output_dir, f"{args.name}.keras"))
+    except OSError as e:
+        p.error(f"argument --output-dir: {e}")
     return args
 
 
@@ -113,8 +131,7 @@ clf.predict(["This movie was wonderful", "Dull and far too long."])  # shape (2,
 | --- | ---: |
 {members}
 """
-    with open(path, "w") as f:
-        f.write(text)
+    write_text(path, text)
 
 
 def main(argv=None):
@@ -125,11 +142,12 @@ def main(argv=None):
 
     os.makedirs(args.output_dir, exist_ok=True)
     path = os.path.join(args.output_dir, f"{args.name}.keras")
-    ensemble.save(path)
     weights_dtype = "float32"
-    if os.path.getsize(path) > args.max_megabytes * 1e6:
-        store_weights_as_float16(path)
-        weights_dtype = "float16"
+    with atomic_path(path) as tmp:  # the file appears once, with its final weights
+        ensemble.save(tmp)
+        if os.path.getsize(tmp) > args.max_megabytes * 1e6:
+            store_weights_as_float16(tmp)
+            weights_dtype = "float16"
     saved = kzoo.models.load(path)
     print(f"Saved {path} ({os.path.getsize(path) / 1e6:.1f} MB, {weights_dtype} weights)")
 
@@ -163,11 +181,13 @@ def main(argv=None):
         seconds=time.time() - start,
     )
     stem = os.path.join(args.output_dir, args.name)
-    with open(f"{stem}_results.json", "w") as f:
-        json.dump(results, f, indent=1)
-    with open(f"{stem}.expected.json", "w") as f:
-        probabilities = saved.predict(EXPECTED_TEXTS).tolist()
-        json.dump({"backend": backend, "texts": EXPECTED_TEXTS, "probabilities": probabilities}, f)
+    write_json(f"{stem}_results.json", results, indent=1)
+    probabilities = saved.predict(EXPECTED_TEXTS).tolist()
+    write_json(
+        f"{stem}.expected.json",
+        {"backend": backend, "texts": EXPECTED_TEXTS, "probabilities": probabilities},
+        indent=None,
+    )
     write_card(f"{stem}.md", args.name, results)
     return results
 

@@ -15,7 +15,6 @@ JAX or PyTorch the export runs through kzoo's TensorFlow subprocess route.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import kzoo  # noqa: E402
 import kzoo.export  # noqa: E402
 from kzoo.datasets.imdb import load_texts  # noqa: E402
 from kzoo.models import WordTokenizer  # noqa: E402
+from kzoo.utils import check_writable_folder, int_range, write_json  # noqa: E402
 
 
 def batches_by_length(sequences, batch_size, width):
@@ -122,8 +122,7 @@ def main(argv=None):
         "rows": rows,
     }
     path = os.path.join(args.output_dir, f"imdb_export_{result['backend']}.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(path, result)
     print(f"\n{len(texts)} IMDB test reviews, {args.model}:\n")
     print("| model | accuracy | agreement with Keras | max prob. change | size | seconds |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -141,12 +140,22 @@ def main(argv=None):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="saved_models/imdb_bigru.keras")
-    parser.add_argument("--limit", type=int, default=None, help="score N random test reviews")
-    parser.add_argument("--batch-size", type=int, default=64, help="static batch of the export")
+    parser.add_argument(
+        "--limit", type=int_range(1), default=None, help="score N random test reviews"
+    )
+    parser.add_argument(
+        "--batch-size", type=int_range(1), default=64, help="static batch of the export"
+    )
     parser.add_argument("--output-dir", default=None, help="default: a temporary folder")
     args = parser.parse_args(argv)
     if args.output_dir is None:
         args.output_dir = tempfile.mkdtemp(prefix="kzoo_imdb_export_")
+    if not os.path.isfile(args.model):
+        parser.error(f"argument --model: file not found: {args.model!r}")
+    try:  # before the data are loaded and the model exported
+        check_writable_folder(os.path.join(args.output_dir, "imdb_export.json"))
+    except OSError as e:
+        parser.error(f"argument --output-dir: {e}")
     return args
 
 

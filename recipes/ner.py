@@ -38,6 +38,13 @@ from kzoo.datasets import conll2003  # noqa: E402
 from kzoo.metrics.ner import entity_f1  # noqa: E402
 from kzoo.models.saving import save_compact  # noqa: E402
 from kzoo.models.sequence_tagger import SequenceTagger  # noqa: E402
+from kzoo.utils import (  # noqa: E402
+    check_writable_folder,
+    float_range,
+    int_range,
+    write_json,
+    write_text,
+)
 
 MODEL = dict(
     word_dim=100,
@@ -105,8 +112,7 @@ def evaluate_saved(args):
         "test": scores(tagger, *data["test"], TRAIN["batch_size"]),
         "sample": {"sentence": SAMPLE, "tags": tagger.predict([SAMPLE])[0]},
     }
-    with open(os.path.join(args.output_dir, f"{name}_eval_{metrics['backend']}.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    write_json(os.path.join(args.output_dir, f"{name}_eval_{metrics['backend']}.json"), metrics)
     test = metrics["test"]
     print(
         f"[ner {args.decoder} | {metrics['backend']}] saved model: test P {test['precision']:.4f} "
@@ -149,7 +155,10 @@ def main(argv=None):
     tagger.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=TRAIN["clipnorm"]))
     batch_size = TRAIN["batch_size"]
     train_data = tagger.batches(train_tokens, train_tags, batch_size, shuffle=True, seed=SEED)
-    epochs = QUICK["epochs"] if args.quick else (args.epochs or TRAIN["epochs"])
+    if args.epochs is not None:  # an explicit --epochs wins, also over --quick
+        epochs = args.epochs
+    else:
+        epochs = QUICK["epochs"] if args.quick else TRAIN["epochs"]
     history = []
     best_f1, best_weights, best_epoch = -1.0, None, 0
     train_seconds = 0.0
@@ -216,10 +225,8 @@ def save(tagger, metrics, args):
     os.makedirs(out, exist_ok=True)
     name = f"ner_{args.decoder}"
     save_compact(tagger, os.path.join(out, f"{name}.keras"), "float32")
-    with open(os.path.join(out, f"{name}_{metrics['backend']}.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    with open(os.path.join(out, f"{name}.md"), "w") as f:
-        f.write(model_card(name, tagger.get_config(), metrics))
+    write_json(os.path.join(out, f"{name}_{metrics['backend']}.json"), metrics)
+    write_text(os.path.join(out, f"{name}.md"), model_card(name, tagger.get_config(), metrics))
 
 
 def model_card(name, cfg, metrics):
@@ -278,29 +285,33 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--decoder", choices=["crf", "softmax"], default="crf")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run for CI")
-    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs")
+    parser.add_argument(
+        "--epochs", type=int_range(1), default=None, help="maximum epochs (also with --quick)"
+    )
     parser.add_argument(
         "--time-budget-minutes",
-        type=float,
+        type=float_range(0, min_inclusive=False),
         default=None,
         help="stop training cleanly (after the current batch) once this much time has passed",
     )
     parser.add_argument(
         "--word-dropout",
-        type=float,
+        type=float_range(0, 1, max_inclusive=False),
         default=None,
         help="probability of replacing a training word by the unknown id (default: MODEL)",
     )
-    parser.add_argument("--lstm-units", type=int, default=None, help="BiLSTM units per direction")
+    parser.add_argument(
+        "--lstm-units", type=int_range(1), default=None, help="BiLSTM units per direction"
+    )
     parser.add_argument(
         "--min-count",
-        type=int,
+        type=int_range(1),
         default=None,
         help="minimum training count of a word in the vocabulary",
     )
     parser.add_argument(
         "--patience",
-        type=int,
+        type=int_range(0),
         default=None,
         help="stop after this many epochs without a better valid F1 (0: never)",
     )
@@ -311,7 +322,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--max-train-sentences",
-        type=int,
+        type=int_range(1),
         default=None,
         help="train on the first N training sentences only (debugging)",
     )
@@ -323,6 +334,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.output_dir is None:
         args.output_dir = tempfile.mkdtemp(prefix="kzoo_ner_") if args.quick else "saved_models"
+    try:  # before any data is loaded or any model trained
+        check_writable_folder(os.path.join(args.output_dir, "ner.md"))
+    except OSError as e:
+        parser.error(f"argument --output-dir: {e}")
     return args
 
 

@@ -161,26 +161,34 @@ def plot_attention(model, sources, tokens, src_vocab, tgt_vocab, path):
         ax.set_yticklabels(out_words)
         ax.set_xlabel("Spanish (source)")
         ax.set_ylabel("English (output)")
+    from kzoo.utils import atomic_path
+
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=80)
     plt.close(figure)
 
 
 def parse_args(argv=None):
+    from kzoo.utils import check_writable_folder, float_range, int_range
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--epochs", type=int, default=None)
+    # Values given here win over the settings above and over --quick's.
+    parser.add_argument("--epochs", type=int_range(1), default=None)
     parser.add_argument(
         "--time-budget-minutes",
-        type=float,
+        type=float_range(0, min_inclusive=False),
         default=None,
         help="stop training after this long, then evaluate and save",
     )
-    parser.add_argument("--units", type=int, default=None, help=f"default {UNITS}")
-    parser.add_argument("--embedding-dim", type=int, default=None, help=f"default {EMBEDDING_DIM}")
+    parser.add_argument("--units", type=int_range(1), default=None, help=f"default {UNITS}")
+    parser.add_argument(
+        "--embedding-dim", type=int_range(1), default=None, help=f"default {EMBEDDING_DIM}"
+    )
     parser.add_argument(
         "--vocab",
-        type=int,
+        type=int_range(len(SPECIALS) + 1),  # the special tokens and at least one word
         nargs=2,
         default=None,
         metavar=("SOURCE", "TARGET"),
@@ -188,14 +196,22 @@ def parse_args(argv=None):
     )
     parser.add_argument("--output-dir", default="saved_models")
     parser.add_argument(
-        "--eval-size", type=int, default=None, help="test pairs for BLEU (default: all TEST_SIZE)"
+        "--eval-size",
+        type=int_range(1),
+        default=None,
+        help="test pairs for BLEU (default: all TEST_SIZE)",
     )
     parser.add_argument(
         "--evaluate",
         action="store_true",
         help="no training: score the saved model in --output-dir on this backend",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:  # before any data is loaded or any model trained
+        check_writable_folder(os.path.join(args.output_dir, "translate.md"))
+    except OSError as e:
+        parser.error(f"argument --output-dir: {e}")
+    return args
 
 
 def make_settings(args):
@@ -252,8 +268,9 @@ def evaluate_bleu(model, pairs, src_index, tgt_vocab, settings):
 def write_scores(stem, results):
     """Writes `<stem>_eval_<backend>.json`."""
     path = f"{stem}_eval_{results['backend']}.json"
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
+    from kzoo.utils import write_json
+
+    write_json(path, results, indent=1)
     return path
 
 
@@ -319,6 +336,7 @@ def main(argv=None):
     from kzoo.callbacks import TrainingBudget
     from kzoo.models import MaskedSequenceLoss, Seq2Seq
     from kzoo.models.saving import save_compact
+    from kzoo.utils import write_json, write_text
 
     settings = make_settings(args)
     if args.evaluate:
@@ -375,8 +393,7 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
     storage = save_compact(model, stem + ".keras", max_megabytes=MAX_FILE_MB)
-    with open(stem + "_vocab.json", "w") as f:
-        json.dump({"source": src_vocab, "target": tgt_vocab}, f)
+    write_json(stem + "_vocab.json", {"source": src_vocab, "target": tgt_vocab}, indent=None)
     plot_attention(model, sources[:3], greedy[:3], src_vocab, tgt_vocab, stem + "_attention.png")
     size_mb = os.path.getsize(stem + ".keras") / 2**20
     backend = keras.backend.backend()
@@ -414,8 +431,7 @@ def main(argv=None):
         f"Attention heatmap: `translate_{settings['NAME']}_attention.png`.",
         "",
     ]
-    with open(stem + ".md", "w") as f:
-        f.write("\n".join(card))
+    write_text(stem + ".md", "\n".join(card))
     print(f"saved {stem}.keras ({size_mb:.1f} MB); total {time.time() - started:.0f} s")
     return results
 

@@ -38,6 +38,7 @@ from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import ptb  # noqa: E402
 from kzoo.models import LanguageModel  # noqa: E402
 from kzoo.models.language_model import bptt_batches  # noqa: E402
+from kzoo.utils import check_writable_folder, float_range, int_range, write_text  # noqa: E402
 
 # === Settings: the configurations of Zaremba et al. (2014), Table 1 ===
 CONFIGS = {
@@ -90,16 +91,28 @@ QUICK = dict(
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=CONFIG, choices=sorted(CONFIGS))
-    parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
-    parser.add_argument("--dropout", type=float, default=None, help="default: the config's")
+    parser.add_argument(
+        "--epochs",
+        type=int_range(1),
+        default=None,
+        help="default: the config's (or --quick's)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float_range(0, 1, max_inclusive=False),
+        default=None,
+        help="default: the config's",
+    )
     parser.add_argument("--tie-weights", action="store_true", help="share input/output embeddings")
     parser.add_argument(
         "--time-budget-minutes",
-        type=float,
+        type=float_range(0, min_inclusive=False),
         default=None,
         help="stop training after this much wall time, then evaluate and save",
     )
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    parser.add_argument(
+        "--max-steps", type=int_range(1), default=None, help="stop after this many steps"
+    )
     parser.add_argument(
         "--save-dtype",
         default="auto",
@@ -109,26 +122,40 @@ def parse_args(argv=None):
     parser.add_argument(
         "--output-dir", default=None, help="default: saved_models/ (quick: a temp dir)"
     )
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seed", type=int_range(0), default=SEED)
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = (
+            tempfile.mkdtemp(prefix="word_lm_quick_")
+            if args.quick
+            else os.path.join(REPO_ROOT, "saved_models")
+        )
+    try:  # before any data is loaded or any model trained
+        check_writable_folder(os.path.join(args.output_dir, "word_lm.md"))
+    except OSError as e:
+        parser.error(f"argument --output-dir: {e}")
+    return args
+
+
+def make_config(args):
+    """The training configuration: --config, then --quick's, then explicit flags."""
+    config = dict(CONFIGS[args.config])
+    if args.quick:
+        config.update({k: QUICK[k] for k in ("hidden_units", "batch_size", "sequence_length")})
+        config["epochs"] = QUICK["epochs"]
+        if args.max_steps is None:
+            args.max_steps = QUICK["max_steps"]
+    for key in ("epochs", "dropout"):  # given on the command line: wins, also over --quick
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    return config
 
 
 def main(argv=None):
     args = parse_args(argv)
-    config = dict(CONFIGS[args.config])
-    for key in ("epochs", "dropout"):
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    if args.quick:
-        config.update({k: QUICK[k] for k in ("hidden_units", "batch_size", "sequence_length")})
-        config["epochs"] = QUICK["epochs"]
-        args.max_steps = args.max_steps or QUICK["max_steps"]
-    output_dir = args.output_dir or (
-        tempfile.mkdtemp(prefix="word_lm_quick_")
-        if args.quick
-        else os.path.join(REPO_ROOT, "saved_models")
-    )
+    config = make_config(args)
+    output_dir = args.output_dir
     keras.utils.set_random_seed(args.seed)
     start = time.time()
     seconds = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
@@ -238,8 +265,7 @@ def main(argv=None):
         args, config, model, history, valid, test, saved_test, dtype, train_seconds, step, path
     )
     card_path = os.path.splitext(path)[0] + ".md"
-    with open(card_path, "w") as f:
-        f.write(card)
+    write_text(card_path, card)
     print(f"wrote {card_path}; total {time.time() - start:.0f}s")
     return {
         "valid": valid,

@@ -1,5 +1,6 @@
 """Small helpers shared across kzoo."""
 
+from kzoo.utils.arguments import float_range, int_range
 from kzoo.utils.atomic_write import (
     atomic_path,
     check_writable_folder,
@@ -12,6 +13,8 @@ from kzoo.utils.atomic_write import (
 __all__ = [
     "atomic_path",
     "check_writable_folder",
+    "float_range",
+    "int_range",
     "save_model",
     "write_bytes",
     "write_json",
