@@ -77,11 +77,29 @@ def check_token_ids(token_ids, vocabulary_size, name="token_ids"):
         bad = values[index]
         bad = int(bad) if kind != "f" else float(bad)
         raise ValueError(
-            f"`{name}` holds {int(outside.sum())} id(s) outside [0, {vocabulary_size}) "
-            f"(the vocabulary size is {vocabulary_size}); the first is {bad} at index "
-            f"{index}. Negative ids and ids >= the vocabulary size have no embedding."
+            f"`{name}` must hold token ids in [0, {vocabulary_size}) (the vocabulary size "
+            f"is {vocabulary_size}). Received {int(outside.sum())} id(s) outside it; the "
+            f"first is {bad} at index {index} (negative ids and ids >= the vocabulary "
+            "size have no embedding)."
         )
     return token_ids
+
+
+def check_id_matrix(token_ids, vocabulary_size, name="x"):
+    """Concrete ids must be a non-empty `(batch, time)` array of valid ids.
+
+    Returns the NumPy values, or `None` when they are not concrete.
+    """
+    values = concrete_numpy(token_ids)
+    if values is None:
+        return None
+    if values.ndim != 2 or 0 in values.shape:
+        raise ValueError(
+            f"`{name}` must be token ids of shape (batch, time) with at least one row "
+            f"and one step. Received shape {values.shape}."
+        )
+    check_token_ids(values, vocabulary_size, name)
+    return values
 
 
 def check_token_id(value, vocabulary_size, name, allow_none=False):
@@ -180,36 +198,37 @@ class CheckedTokenInputs:
     def check_inputs(self, x):
         raise NotImplementedError
 
+    def _check_all(self, x, y):
+        if x is None:
+            raise ValueError(f"`x` must be the model's token ids. Received: x=None ({self.name}).")
+        self.check_inputs(x)
+        if y is not None:
+            self.check_targets(y)
+
     def check_targets(self, y):
         return None
 
     def predict(self, x, *args, **kwargs):
-        self.check_inputs(x)
+        self._check_all(x, None)
         with variables_kept_on_error(self):
             return super().predict(x, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        self.check_inputs(x)
+        self._check_all(x, None)
         with variables_kept_on_error(self):
             return super().predict_on_batch(x)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self.check_inputs(x)
-        if y is not None:
-            self.check_targets(y)
+        self._check_all(x, y)
         with variables_kept_on_error(self):
             return super().evaluate(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
-        self.check_inputs(x)
-        if y is not None:
-            self.check_targets(y)
+        self._check_all(x, y)
         with variables_kept_on_error(self):
             return super().test_on_batch(x, y, *args, **kwargs)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        self.check_inputs(x)
-        if y is not None:
-            self.check_targets(y)
+        self._check_all(x, y)
         with variables_kept_on_error(self):
             return super().fit(x, y, *args, **kwargs)

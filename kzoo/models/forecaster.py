@@ -19,7 +19,7 @@ import numpy as np
 
 from kzoo.api import kzoo_export
 from kzoo.layers import StackedRNN
-from kzoo.models._validation import check_number, check_seed
+from kzoo.models._validation import check_number, check_seed, variables_kept_on_error
 
 STRATEGIES = ("direct", "autoregressive")
 TRANSFORMS = (None, "log")
@@ -467,6 +467,10 @@ class Forecaster(keras.Model):
             )
         past = past[:, -self.window :]
         batch = past.shape[0]
+        if batch == 0:
+            raise ValueError("`history` holds no series (batch of 0); nothing to forecast.")
+        if batch_size is not None:
+            batch_size = _check_int(batch_size, "batch_size", 1)
         batch_size = batch_size or batch
         cov = np.zeros((batch, self.window, 0))
         future = np.zeros((batch, self.horizon, 0))
@@ -498,12 +502,14 @@ class Forecaster(keras.Model):
         z = self.scale(past, ref)  # (batch, window)
         if self.strategy == "direct":
             x = np.concatenate([z[..., None], cov], axis=-1).astype("float32")
-            out = self.predict(x, batch_size=batch_size, verbose=0)
+            with variables_kept_on_error(self):
+                out = self.predict(x, batch_size=batch_size, verbose=0)
             return self.unscale(out, ref)
         steps = []
         for h in range(self.horizon):
             x = np.concatenate([z[..., None], cov], axis=-1).astype("float32")
-            step = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), "float64")
+            with variables_kept_on_error(self):
+                step = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), "float64")
             steps.append(step[:, 0])
             if h + 1 < self.horizon:
                 z = np.concatenate([z[:, 1:], step], axis=1)  # the prediction becomes input

@@ -13,6 +13,7 @@ from kzoo.layers.stacked_cells import state_sizes
 from kzoo.models._validation import (
     CheckedTokenInputs,
     check_bool,
+    check_id_matrix,
     check_seed,
     check_token_id,
     check_token_ids,
@@ -364,7 +365,7 @@ class LanguageModel(CheckedTokenInputs, keras.Model):
 
     def check_inputs(self, x):
         """Refuses concrete ids outside `[0, vocabulary_size)` (`predict`, `evaluate`)."""
-        check_token_ids(x, self.vocabulary_size, "x")
+        check_id_matrix(x, self.vocabulary_size, "x")
 
     def check_targets(self, y):
         check_token_ids(y, self.vocabulary_size, "y")
@@ -430,6 +431,8 @@ class LanguageModel(CheckedTokenInputs, keras.Model):
         raise otherwise.
         """
         self._require_vocabulary("Encoding text")
+        if not isinstance(text, str):
+            raise ValueError(f"`text` must be a str. Received: {type(text).__name__}")
         index = self.__dict__.get("_kzoo_token_index")
         if index is None:
             index = {token: i for i, token in enumerate(self.vocabulary)}
@@ -592,7 +595,13 @@ class LanguageModel(CheckedTokenInputs, keras.Model):
                 "`token_ids` must be a 1-D array of int token ids. Received: "
                 f"token_ids={token_ids!r:.80}"
             )
-        ids = np.asarray(token_ids).reshape(-1)
+        ids = np.asarray(token_ids)
+        if ids.ndim > 1:
+            raise ValueError(
+                "`token_ids` must be one 1-D stream; rows of a 2-D array would be "
+                f"joined into one stream. Received shape {ids.shape}."
+            )
+        ids = ids.reshape(-1)
         check_token_ids(ids, self.vocabulary_size, "token_ids")
         ids = ids.astype("int64")
         check_units(batch_size, "batch_size")

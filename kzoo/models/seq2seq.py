@@ -19,6 +19,7 @@ from kzoo.layers import (
 from kzoo.models._validation import (
     CheckedTokenInputs,
     check_bool,
+    check_id_matrix,
     check_number,
     check_seed,
     check_token_id,
@@ -269,13 +270,11 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
                     f"`{name}` must be a (batch, source_time) int array. Received None."
                 )
             return source_ids
-        if values.ndim != 2 or 0 in values.shape:
+        if values.ndim != 2:
             raise ValueError(
-                f"`{name}` must have shape (batch, source_time) with at least one row and "
-                f"one step. Received shape {values.shape}."
+                f"`{name}` must have shape (batch, source_time). Received shape {values.shape}."
             )
-        check_token_ids(values, self.source_vocab_size, name)
-        return values
+        return check_id_matrix(values, self.source_vocab_size, name)
 
     def check_inputs(self, x):
         """Checks `(source_ids, decoder_input_ids)` of `predict`/`evaluate`."""

@@ -8,9 +8,8 @@ from kzoo.layers._validation import check_choice, check_rate, check_units
 from kzoo.models._validation import (
     CheckedTokenInputs,
     check_bool,
+    check_id_matrix,
     check_seed,
-    check_token_ids,
-    concrete_numpy,
 )
 from kzoo.models.pooling import (
     AttentionPooling1D,
@@ -274,12 +273,7 @@ class TextClassifier(CheckedTokenInputs, keras.Model):
         """Refuses concrete ids outside `[0, vocabulary_size)` (see `predict`)."""
         if isinstance(x, dict):
             x = x.get("token_ids")
-        values = concrete_numpy(x)
-        if values is not None and values.ndim != 2:
-            raise ValueError(
-                f"`x` must be token ids of shape (batch, time). Received shape {values.shape}."
-            )
-        check_token_ids(values, self.vocabulary_size, "x")
+        check_id_matrix(x, self.vocabulary_size, "x")
 
     def get_config(self):
         return {

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from kzoo.api import kzoo_export
-from kzoo.models._validation import CheckedTokenInputs, check_token_ids
+from kzoo.models._validation import CheckedTokenInputs, check_id_matrix
 from kzoo.models.tokenizer import WordTokenizer, check_texts
 
 
@@ -103,7 +103,7 @@ class TextPipeline(CheckedTokenInputs, keras.Model):
         Used by `predict` on id arrays and by `evaluate`/`predict_on_batch`,
         which take ids only.
         """
-        check_token_ids(x, self.vocabulary_size, "x")
+        check_id_matrix(x, self.vocabulary_size, "x")
 
     def predict_ids(self, sequences, batch_size=64):
         """Runs the classifier on unpadded id arrays, batching similar lengths.
