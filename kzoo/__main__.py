@@ -87,7 +87,10 @@ def _read_texts(args):
         return decode_texts(
             [os.fsencode(text) for text in args.texts], lambda i: f"text argument {i + 1}"
         )
-    lines = sys.stdin.buffer.read().split(b"\n")
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text-only stdin (e.g. replaced by io.StringIO): already decoded
+        return [line.rstrip("\r\n") for line in sys.stdin]
+    lines = stream.read().split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]

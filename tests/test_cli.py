@@ -68,11 +68,20 @@ def test_python_dash_m_kzoo(saved_pipeline):
     assert proc.returncode == 0, proc.stderr[-3000:]
     probability = float(proc.stdout.strip().split("\t")[0])
     assert probability == pytest.approx(float(pipeline.predict(["good film"])[0]), abs=1e-4)
+
+    # The `kzoo` console script (when installed) with a text that is not UTF-8:
+    # exit code 2 and one error line naming the byte offset, no traceback.
+    script = os.path.join(os.path.dirname(sys.executable), "kzoo")
+    command = [script] if os.path.exists(script) else [sys.executable, "-m", "kzoo"]
     bad = subprocess.run(
-        [sys.executable, "-m", "kzoo", "predict", "nowhere.keras", "x"],
+        [*command, "predict", path, "good", b"good \xff film"],
         env=env,
         capture_output=True,
-        text=True,
         timeout=300,
     )
-    assert bad.returncode == 2 and "No saved model" in bad.stderr
+    stderr = bad.stderr.decode(errors="replace")
+    assert bad.returncode == 2, stderr[-3000:]
+    assert (
+        "predict: error: text argument 2 is not valid UTF-8: byte(s) ff at byte offset 5" in stderr
+    )
+    assert "Traceback" not in stderr and bad.stdout == b""

@@ -4,6 +4,7 @@ import dataclasses
 import importlib.util
 import json
 import math
+import numbers
 import os
 import subprocess
 import sys
@@ -456,6 +457,10 @@ def _plan(
     path = os.fspath(path)
     format = _resolve_format(format, path)
     _check_target(path, format)
+    if atol is not None and (
+        isinstance(atol, bool) or not isinstance(atol, numbers.Real) or not atol >= 0
+    ):
+        raise ValueError(f"`atol` must be None or a number >= 0. Received: atol={atol!r}")
     options, notes = _resolve_options(
         model, format, recurrent, batch_size, max_length, quantize, streaming, chunk_length
     )
@@ -749,7 +754,14 @@ def export_many(model, targets, *, timeout=900, **defaults):
     if unknown:
         raise TypeError(f"Unknown export arguments: {sorted(unknown)}")
     plans = []
+    if isinstance(targets, (str, os.PathLike)) or not isinstance(targets, (list, tuple)):
+        raise TypeError(f"`targets` must be a list of paths or dicts. Received: {targets!r}")
     for target in targets:
+        if not isinstance(target, (str, os.PathLike, dict)):
+            raise TypeError(
+                "`path` must be a str or path (or, in `export_many`, a dict with a 'path'). "
+                f"Received {type(target).__name__}: {target!r}."
+            )
         target = {"path": target} if isinstance(target, (str, os.PathLike)) else dict(target)
         unknown = set(target) - set(arguments) - {"path"}
         if unknown or "path" not in target:
