@@ -12,6 +12,11 @@ On XLA CPU, hoisting the input projection `x W` out of the loop was slower
 in our measurements (as was `unroll=2`, and running both directions of a
 bidirectional layer as one `vmap`-ed scan), so the loop multiplies `x_t W`
 at every step and `Bidirectional` makes two fused calls.
+
+cuDNN: on a GPU, an unmasked LSTM with bias runs `jax.experimental.rnn.lstm`
+(cuDNN's LSTM, where the installed JAX has it), as Keras's JAX backend does;
+GRUs, SimpleRNNs and masked batches run the scan (JAX has no other cuDNN RNN,
+and a mask's form is not known while tracing).
 """
 
 import functools
@@ -20,11 +25,16 @@ import jax
 import jax.numpy as jnp
 
 from kzoo.backend import _fused_math
-from kzoo.backend._plain import plain_cell
 from kzoo.backend.reference import step_with_mask
+from kzoo.backend.spec import check_call, check_dtype, cudnn_compatible, kernel_choice
+
+try:
+    from jax.experimental import rnn as _jax_rnn
+except ImportError:  # an older or trimmed JAX: the scan runs everywhere
+    _jax_rnn = None
 
 
-def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False):
+def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False, key=None):
     xs = jnp.swapaxes(inputs, 0, 1)  # (time, batch, features)
     ms = None if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)
 
@@ -121,6 +131,10 @@ def _run_plain(spec, sequences, initial_states, mask, go_backwards):
     if go_backwards:
         xs = jnp.flip(xs, axis=0)
     ms = None if mask is None else _time_major_mask(mask, go_backwards)
+    if ms is not None:
+        # Inputs at masked steps do not reach the results, not even NaN/Inf
+        # through the gradient (0 * NaN).
+        xs = jnp.where(ms, xs, jnp.zeros_like(xs))
     outputs, final_states = _fused_core(math)(w, xs, ms, tuple(initial_states))
     if ms is not None:
         # Before a row's first valid step the output is zeros, not the state.
@@ -129,6 +143,57 @@ def _run_plain(spec, sequences, initial_states, mask, go_backwards):
     return outputs[-1], jnp.swapaxes(outputs, 0, 1), list(final_states)
 
 
-def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
-    spec = plain_cell(cell, training=training, dtype=sequences.dtype)
+def device_type():
+    """`"gpu"` or `"cpu"` (JAX places arrays on its default backend)."""
+    return "gpu" if jax.default_backend() in ("gpu", "cuda", "rocm") else "cpu"
+
+
+def cudnn_weights(spec):
+    """The flat weight vector of `jax.experimental.rnn.lstm` for an LSTM spec:
+    `W_ih (4h, d)`, `W_hh (4h, h)`, `b_ih`, `b_hh` (zeros), gates i, f, g, o as
+    Keras's i, f, c, o."""
+    bias = spec.bias if spec.bias is not None else jnp.zeros((4 * spec.units,), spec.kernel.dtype)
+    parts = [spec.kernel.T, spec.recurrent_kernel.T, bias, jnp.zeros_like(bias)]
+    return jnp.concatenate([jnp.ravel(p) for p in parts])
+
+
+def run_cudnn_lstm(spec, sequences, initial_states, go_backwards, lstm=None):
+    """An unmasked LSTM on cuDNN; `lstm` defaults to `jax.experimental.rnn.lstm`
+    (tests pass a CPU implementation with its signature)."""
+    lstm = lstm if lstm is not None else _jax_rnn.lstm
+    xs = sequences
+    if spec.input_mask is not None:
+        xs = xs * spec.input_mask[:, None, :]
+    if go_backwards:
+        xs = jnp.flip(xs, axis=1)
+    batch = xs.shape[0]
+    h0, c0 = (s[None] for s in initial_states)
+    outputs, h, c = lstm(
+        xs,
+        h0,
+        c0,
+        cudnn_weights(spec),
+        jnp.full((batch,), xs.shape[1], dtype=jnp.int32),
+        input_size=spec.kernel.shape[0],
+        hidden_size=spec.units,
+        num_layers=1,
+        dropout=0.0,
+        bidirectional=False,
+    )
+    return outputs[:, -1], outputs, [h[0], c[0]]
+
+
+def fused_rnn(
+    spec, sequences, initial_states, mask=None, go_backwards=False, training=False, key=None
+):
+    check_call(spec, sequences, initial_states, mask)
+    if spec.state_mask is not None:
+        raise NotImplementedError("recurrent dropout has no fused kernel")
+    compatible = (
+        _jax_rnn is not None and spec.kind == "lstm" and mask is None and cudnn_compatible(spec)
+    )
+    choice = kernel_choice(spec.use_cudnn, device_type(), compatible)
+    check_dtype(spec, sequences, choice)
+    if choice == "cudnn":
+        return run_cudnn_lstm(spec, sequences, initial_states, go_backwards)
     return _run_plain(spec, sequences, initial_states, mask, go_backwards)

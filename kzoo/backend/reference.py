@@ -4,9 +4,16 @@ import keras
 from keras import ops
 
 
-def cell_call_function(cell, dtype):
-    """The callable that runs one step of `cell`: the layer itself."""
-    return cell
+def direct_step_calls():
+    """Whether the generic loop should call a built cell's `call` directly.
+
+    False: the loop calls the cell layer (`Layer.__call__` casts inputs for
+    mixed precision and tracks the training flag). A backend returns True
+    where that bookkeeping costs more per step than it is worth (eager torch);
+    the layer then calls `cell.call` when the cell is built and its dtypes
+    match the inputs'.
+    """
+    return False
 
 
 def step_with_mask(step_fn, x_t, mask_t, states, prev_output):
@@ -21,7 +28,7 @@ def step_with_mask(step_fn, x_t, mask_t, states, prev_output):
     return ops.where(keep, output, prev_output), new_states
 
 
-def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False):
+def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False, key=None):
     """Runs `step_fn` over the time axis of `inputs`.
 
     Args:
@@ -35,6 +42,7 @@ def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards
             state is kept and the previous output repeated.
         go_backwards: process the sequence from the last step to the first;
             the returned outputs are in processing order, as in Keras.
+        key: identifies the calling layer to lowering contexts; unused here.
 
     Returns:
         `(last_output, outputs, final_states)` with outputs
@@ -63,25 +71,32 @@ def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards
     return last_output, ops.transpose(outputs, (1, 0, 2)), final_states
 
 
-def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
-    """Runs a plain kzoo cell over a whole sequence with a fused kernel.
+def fused_rnn(
+    spec, sequences, initial_states, mask=None, go_backwards=False, training=False, key=None
+):
+    """Runs a plain cell over a whole sequence with a fused kernel.
 
-    Backends implement this for `kzoo.layers.LSTMCell`, `GRUCell` and
-    `SimpleRNNCell` without layer norm, recurrent dropout (while training)
-    or subclassing; anything else raises `NotImplementedError` and the
-    caller runs `rnn` with the cell's step function instead. The results are
-    those of `rnn`: masked steps keep the state and repeat the previous
-    output, `go_backwards` outputs are in processing order, and the cell's
-    input dropout mask (drawn once per sequence before the call, see
-    `RecurrentDropoutMixin`) is applied to every step.
+    Backends implement this for the cells a `CellSpec` describes (LSTM, GRU
+    in both reset variants, SimpleRNN with tanh or relu); a spec they cannot
+    run (recurrent dropout, a dtype without kernel) raises
+    `NotImplementedError` and the caller runs `rnn` with the cell's step
+    function instead. The results are those of `rnn`: masked steps keep the
+    state and repeat the previous output (inputs at masked steps do not
+    reach the results, also when they are NaN), `go_backwards` outputs are
+    in processing order, and `spec.input_mask` (drawn once per sequence by
+    the layer) multiplies the inputs of every step. Shapes are checked
+    before any kernel runs (`ValueError` on a state of the wrong batch or
+    size). With a GPU, LSTM and GRU specs run cuDNN as `spec.use_cudnn`
+    allows (see `kzoo.backend.spec.kernel_choice`).
 
     Args:
-        cell: the cell whose weights are used.
+        spec: a `kzoo.backend.CellSpec`.
         sequences: `(batch, time, features)`.
         initial_states: list of `(batch, units)` tensors.
         mask: optional `(batch, time)` boolean tensor.
         go_backwards: process the sequence from its end.
-        training: whether dropout is active.
+        training: whether gradients will be asked for (dropout is in the spec).
+        key: identifies the calling layer to lowering contexts.
 
     Returns:
         `(last_output, outputs, final_states)` as `rnn` returns them.
@@ -90,8 +105,8 @@ def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, tr
 
 
 def fused_bidirectional_rnn(
-    forward_cell,
-    backward_cell,
+    forward_spec,
+    backward_spec,
     sequences,
     forward_states,
     backward_states,
@@ -100,7 +115,7 @@ def fused_bidirectional_rnn(
 ):
     """Both directions of a bidirectional layer in one fused call.
 
-    Same conditions as `fused_rnn` for both cells, which must be of the same
+    Same conditions as `fused_rnn` for both specs, which must be of the same
     kind and configuration. The forward cell reads the sequence from its
     start, the backward one from its end.
 

@@ -10,6 +10,12 @@ every step, followed by a few large matrix products for the weight
 gradients. Narrow layers run the executor's loop, which TensorFlow
 differentiates itself. Masks of any pattern are handled inside the loop
 with `where` on the states.
+
+cuDNN: with a GPU, an LSTM or GRU (`reset_after`) with bias runs
+`CudnnRNNV3` as Keras's TensorFlow backend does (same weight layout and
+conditions), as the spec's `use_cudnn` allows (`spec.kernel_choice`). A mask
+that is not right-padded falls back to the loops (`tf.cond` in graphs);
+rows with no valid step are run for one step and their results replaced.
 """
 
 import collections
@@ -18,8 +24,14 @@ import functools
 import tensorflow as tf
 
 from kzoo.backend import _fused_math
-from kzoo.backend._plain import plain_cell
 from kzoo.backend.reference import step_with_mask
+from kzoo.backend.spec import (
+    check_call,
+    check_dtype,
+    cudnn_compatible,
+    kernel_choice,
+    same_config,
+)
 
 # Layers at least this wide run their loops XLA-compiled under a custom
 # gradient, in training and in inference; narrower ones run TensorFlow's
@@ -32,7 +44,7 @@ from kzoo.backend.reference import step_with_mask
 CUSTOM_GRADIENT_MIN_UNITS = 192
 
 
-def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False):
+def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False, key=None):
     xs = tf.transpose(inputs, (1, 0, 2))  # (time, batch, features)
     ms = None if mask is None else tf.transpose(tf.cast(mask, tf.bool), (1, 0))
     if go_backwards:
@@ -225,6 +237,9 @@ def _run_plain(spec, sequences, initial_states, mask, go_backwards, training, co
     ms = None
     if mask is not None:
         ms = tf.transpose(tf.cast(mask, tf.bool), (1, 0))[..., None]  # (time, batch, 1)
+        # Inputs at masked steps do not reach the results, not even NaN/Inf
+        # through the gradient (0 * NaN).
+        xs = tf.where(ms, xs, tf.zeros_like(xs))
     if go_backwards:
         xs = tf.reverse(xs, [0])
         ms = None if ms is None else tf.reverse(ms, [0])
@@ -249,21 +264,158 @@ def _run_plain(spec, sequences, initial_states, mask, go_backwards, training, co
     return outputs[-1], tf.transpose(outputs, (1, 0, 2)), list(final_states)
 
 
-def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
-    spec = plain_cell(cell, training=training, dtype=sequences.dtype)
-    return _run_plain(spec, sequences, initial_states, mask, go_backwards, training)
+def device_type(tensor):
+    """`"gpu"` or `"cpu"`: where `tensor` lives, or in a graph without a placed
+    device, whether TensorFlow sees a GPU (as Keras decides)."""
+    device = getattr(tensor, "device", "") or ""
+    if "GPU" in device.upper():
+        return "gpu"
+    if device:
+        return "cpu"
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def _right_padded(mask):
+    """Scalar bool tensor: every row of `mask` is valid steps then padding."""
+    mask = tf.cast(mask, tf.bool)
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    return tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
+
+
+def cudnn_params(spec):
+    """The flat `CudnnRNNV3` parameter vector of an LSTM or GRU spec.
+
+    cuDNN keeps one `(h, d)` matrix per gate (transposed Keras blocks), first
+    the input ones then the recurrent ones, then an input and a recurrent
+    bias per gate. LSTM: gates i, f, c, o as Keras, the input biases zero.
+    GRU: cuDNN orders the gates r, z, h, Keras z, r, h; the bias rows are the
+    input and the recurrent biases.
+    """
+    gates = spec.gates
+    blocks = tf.split(spec.kernel, gates, axis=1) + tf.split(spec.recurrent_kernel, gates, axis=1)
+    if spec.kind == "lstm":
+        biases = tf.split(tf.concat([tf.zeros_like(spec.bias), spec.bias], 0), 8)
+        if tf.sysconfig.get_build_info().get("is_rocm_build", False):
+            order = (0, 1, 3, 2, 4, 5, 7, 6)  # MIOpen: i, f, o, c
+            blocks = [blocks[k] for k in order]
+            biases = [biases[k] for k in order]
+    else:
+        biases = tf.split(tf.reshape(spec.bias, [-1]), 6)
+        order = (1, 0, 2, 4, 3, 5)  # (z, r, h) -> (r, z, h) on both sides
+        blocks = [blocks[k] for k in order]
+        biases = [biases[k] for k in order]
+    flat = [tf.reshape(tf.transpose(w), [-1]) for w in blocks] + [
+        tf.reshape(b, [-1]) for b in biases
+    ]
+    return tf.concat(flat, axis=0)
+
+
+def _run_cudnn(spec, sequences, initial_states, mask, go_backwards):
+    """One direction on `CudnnRNNV3`, with Keras's masking semantics.
+
+    Batch-major call with per-row lengths (the whole length without a mask).
+    Returns `(last_output, outputs, final_states)`; the outputs are in
+    processing order as `fused_rnn` returns them.
+    """
+    xs = sequences
+    if spec.input_mask is not None:
+        xs = xs * spec.input_mask[:, None, :]
+    batch, steps = tf.shape(xs)[0], tf.shape(xs)[1]
+    if mask is None:
+        lengths = tf.fill([batch], steps)
+    else:
+        mask = tf.cast(mask, tf.bool)
+        xs = tf.where(mask[..., None], xs, tf.zeros_like(xs))
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    run_lengths = tf.maximum(lengths, 1)  # cuDNN refuses empty rows: replaced below
+    if go_backwards:
+        xs = tf.reverse_sequence(xs, run_lengths, seq_axis=1, batch_axis=0)
+    init = [s[:, None, :] for s in initial_states]  # (batch, layers, h) batch-major
+    outputs, h, c, _, _ = tf.raw_ops.CudnnRNNV3(
+        input=xs,
+        input_h=init[0],
+        input_c=init[1] if spec.kind == "lstm" else 0,
+        params=cudnn_params(spec),
+        is_training=True,
+        rnn_mode=spec.kind,
+        sequence_lengths=run_lengths,
+        time_major=False,
+    )
+    finals = [h[:, 0]] + ([c[:, 0]] if spec.kind == "lstm" else [])
+    if mask is None:
+        return outputs[:, -1], outputs, finals
+    empty = (lengths == 0)[:, None]
+    finals = [tf.where(empty, s, f) for s, f in zip(initial_states, finals)]
+    last = tf.where(empty, tf.zeros_like(finals[0]), finals[0])
+    positions = tf.range(steps)[None, :]
+    if go_backwards:
+        # Processing order reads the padding first: zeros there, then the
+        # outputs of the reversed valid part.
+        outputs = tf.reverse(tf.reverse_sequence(outputs, run_lengths, 1, 0), [1])
+        outputs = tf.where(
+            (positions >= steps - lengths[:, None])[..., None], outputs, tf.zeros_like(outputs)
+        )
+    else:
+        valid = (positions < lengths[:, None])[..., None]
+        outputs = tf.where(valid, outputs, last[:, None, :])
+    return last, outputs, finals
+
+
+def _choose(spec, sequences, mask):
+    """`"cudnn"` or `"fused"`; `NotImplementedError` where neither runs."""
+    if spec.state_mask is not None:
+        raise NotImplementedError("recurrent dropout has no fused kernel")
+    choice = kernel_choice(spec.use_cudnn, device_type(sequences), cudnn_compatible(spec))
+    check_dtype(spec, sequences, choice)
+    return choice
+
+
+def _cudnn_or_loops(spec, sequences, initial_states, mask, go_backwards, loops):
+    """cuDNN where the mask allows it (right-padded), else `loops()`."""
+
+    def cudnn():
+        return _run_cudnn(spec, sequences, initial_states, mask, go_backwards)
+
+    if mask is None:
+        return cudnn()
+    padded = _right_padded(mask)
+    if spec.use_cudnn is True:  # as Keras: insisting on cuDNN, a mask must fit it
+        tf.debugging.Assert(
+            padded,
+            ["use_cudnn=True needs right-padded masks (valid steps, then padding)."],
+        )
+        return cudnn()
+    if tf.executing_eagerly():
+        return cudnn() if bool(padded) else loops()
+    return tf.cond(padded, cudnn, loops)
+
+
+def fused_rnn(
+    spec, sequences, initial_states, mask=None, go_backwards=False, training=False, key=None
+):
+    check_call(spec, sequences, initial_states, mask)
+    choice = _choose(spec, sequences, mask)
+
+    def loops():
+        check_dtype(spec, sequences, "fused")
+        return _run_plain(spec, sequences, initial_states, mask, go_backwards, training)
+
+    if choice == "cudnn":
+        return _cudnn_or_loops(spec, sequences, initial_states, mask, go_backwards, loops)
+    return loops()
 
 
 def fused_bidirectional_rnn(
-    forward_cell,
-    backward_cell,
+    forward_spec,
+    backward_spec,
     sequences,
     forward_states,
     backward_states,
     mask=None,
     training=False,
 ):
-    """Both directions as XLA-compiled loops, whatever the width.
+    """Both directions as XLA-compiled loops, whatever the width (or, with a
+    GPU, two cuDNN calls).
 
     The two compiled loops are independent, so TensorFlow's executor runs
     them at the same time, one per core, where the executor's own loop would
@@ -272,20 +424,32 @@ def fused_bidirectional_rnn(
     0.96-1.02x with each direction's executor loop; training 0.92-1.12x
     against 0.95-1.00x. A dynamic length keeps the executor loops.
     """
-    if sequences.shape[1] is None:
+    check_call(forward_spec, sequences, forward_states, mask, "forward initial state")
+    check_call(backward_spec, sequences, backward_states, mask, "backward initial state")
+    if not same_config(forward_spec, backward_spec) or (
+        forward_spec.use_cudnn != backward_spec.use_cudnn
+    ):
+        raise NotImplementedError("the two directions differ in configuration")
+    choice = _choose(forward_spec, sequences, mask)
+    _choose(backward_spec, sequences, mask)
+    if choice != "cudnn" and sequences.shape[1] is None:
         raise NotImplementedError("a dynamic length runs each direction's executor loop")
-    specs = [
-        plain_cell(c, training=training, dtype=sequences.dtype)
-        for c in (forward_cell, backward_cell)
-    ]
     directions = []
     for spec, states, go_backwards in (
-        (specs[0], forward_states, False),
-        (specs[1], backward_states, True),
+        (forward_spec, forward_states, False),
+        (backward_spec, backward_states, True),
     ):
-        last, outputs, finals = _run_plain(
-            spec, sequences, states, mask, go_backwards, training, compiled=True
-        )
+
+        def loops(spec=spec, states=states, go_backwards=go_backwards):
+            check_dtype(spec, sequences, "fused")
+            return _run_plain(spec, sequences, states, mask, go_backwards, training, compiled=True)
+
+        if choice == "cudnn":
+            last, outputs, finals = _cudnn_or_loops(
+                spec, sequences, states, mask, go_backwards, loops
+            )
+        else:
+            last, outputs, finals = loops()
         if go_backwards:  # returned aligned with the inputs, as the torch kernel's
             outputs = tf.reverse(outputs, [1])
         directions.append((last, outputs, finals))

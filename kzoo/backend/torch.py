@@ -20,26 +20,35 @@ Other masks raise `NotImplementedError` and run the generic loop.
 `Bidirectional` gets one kernel call for both directions when nothing is
 padded, for a right-padded LSTM batch that starts from zero states, and for
 a right-padded GRU batch in inference.
+
+cuDNN: on CUDA tensors these ATen kernels are cuDNN's RNNs (packed batches
+included). `use_cudnn=False` runs them with cuDNN disabled (ATen's own CUDA
+implementation), `use_cudnn=True` refuses what cuDNN cannot compute (see
+`spec.kernel_choice`).
+
+Inputs at padded steps are replaced by zeros (not multiplied: NaN * 0 is
+NaN), so NaN or Inf there reaches neither the outputs nor the gradients.
 """
 
-import keras
+import contextlib
+
 import torch
-from keras.backend import standardize_dtype
 
-from kzoo.backend._plain import plain_cell, same_config
 from kzoo.backend.reference import step_with_mask
+from kzoo.backend.spec import (
+    check_call,
+    check_dtype,
+    cudnn_compatible,
+    kernel_choice,
+    same_config,
+)
 
 
-def cell_call_function(cell, dtype):
-    if not (isinstance(cell, keras.layers.Layer) and cell.built):
-        raise NotImplementedError("an unbuilt or non-Layer cell goes through __call__")
-    if not (cell.compute_dtype == cell.variable_dtype == standardize_dtype(dtype)):
-        # Mixed precision or a cell of another dtype: let __call__ cast.
-        raise NotImplementedError("the cell needs __call__'s dtype handling")
-    return cell.call
+def direct_step_calls():
+    return True
 
 
-def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False):
+def rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False, key=None):
     steps = torch.unbind(inputs, dim=1)
     masks = [None] * len(steps) if mask is None else torch.unbind(mask.bool(), dim=1)
     order = range(len(steps) - 1, -1, -1) if go_backwards else range(len(steps))
@@ -58,11 +67,35 @@ _KERNELS = {
 }
 
 
-def _torch_cell(cell, sequences, training):
-    spec = plain_cell(cell, training=training, dtype=sequences.dtype)
-    if spec.kind == "gru_v1":
-        raise NotImplementedError("ATen's GRU resets after the recurrent product only")
-    return spec
+def device_type(tensor):
+    return "gpu" if tensor.is_cuda else "cpu"
+
+
+def _choose(spec, sequences, mask_fits):
+    """`"cudnn"` or `"fused"` for one spec; `NotImplementedError` where ATen
+    has no kernel for it."""
+    if spec.state_mask is not None:
+        raise NotImplementedError("recurrent dropout has no fused kernel")
+    aten = spec.kind != "gru_v1" and mask_fits
+    compatible = aten and cudnn_compatible(spec, allow_no_bias=True, allow_simple=True)
+    choice = kernel_choice(spec.use_cudnn, device_type(sequences), compatible)
+    if not aten:
+        raise NotImplementedError("ATen has no kernel for this cell or mask")
+    check_dtype(spec, sequences, choice)
+    return choice
+
+
+def _cudnn_context(choice, sequences):
+    """cuDNN disabled around the kernel call where the layer said `use_cudnn=False`."""
+    if choice == "cudnn" or not sequences.is_cuda:
+        return contextlib.nullcontext()
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(
+        enabled=False,
+        benchmark=cudnn.benchmark,
+        deterministic=cudnn.deterministic,
+        allow_tf32=cudnn.allow_tf32,
+    )
 
 
 def _kernel(spec):
@@ -98,6 +131,11 @@ def _run(spec, params, inputs, states, bidirectional=False):
     return result[0], list(result[1:])
 
 
+def _zero_padding(inputs, valid):
+    """Inputs with zeros at padded steps; `where`, so NaN there does not survive."""
+    return torch.where(valid[..., None], inputs, torch.zeros((), dtype=inputs.dtype))
+
+
 def _apply_input_dropout(specs, sequences):
     masks = [s.input_mask for s in specs]
     if all(m is None for m in masks):
@@ -108,14 +146,14 @@ def _apply_input_dropout(specs, sequences):
 
 
 def _right_padded_lengths(mask, steps):
-    """Per-row lengths of a right-padded mask; `NotImplementedError` otherwise."""
+    """Per-row lengths of a right-padded mask, or None for another mask form."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         raise NotImplementedError("the padding check needs concrete values")
     mask = mask.bool()
     lengths = mask.sum(dim=1)
     positions = torch.arange(steps, device=mask.device)
     if not torch.equal(mask, positions[None, :] < lengths[:, None]):
-        raise NotImplementedError("the mask is not right-padded")
+        return None
     return lengths
 
 
@@ -128,9 +166,10 @@ _HOLD = 1e6
 def _hold_cell_over_padding(spec, params, inputs, valid, directions=1):
     """Appends a padding indicator feature whose weights freeze the LSTM cell."""
     units = spec.units
+    hold = min(_HOLD, torch.finfo(inputs.dtype).max / 4)  # finite in half precision
     column = torch.zeros(4 * units, 1, dtype=inputs.dtype, device=inputs.device)
-    column[:units] = -_HOLD
-    column[units : 2 * units] = _HOLD
+    column[:units] = -hold
+    column[units : 2 * units] = hold
     flag = (~valid).to(inputs.dtype)[..., None]  # (batch, time, 1)
     params = list(params)
     per_direction = len(params) // directions
@@ -188,7 +227,7 @@ def _run_right_padded(spec, params, inputs, initial_states, lengths, go_backward
         inputs = torch.gather(inputs, 1, reverse[..., None].expand_as(inputs))
     stacked_states = [s[None] for s in initial_states]
     if torch.is_grad_enabled() or spec.kind not in PACKED_INFERENCE_KINDS:
-        inputs = inputs * valid[..., None].to(inputs.dtype)
+        inputs = _zero_padding(inputs, valid)
         if spec.kind == "lstm":
             params, inputs = _hold_cell_over_padding(spec, params, inputs, valid)
         outputs, final = _run(spec, params, inputs, stacked_states)
@@ -233,7 +272,7 @@ def _run_bidirectional_padded(spec, params, inputs, states, lengths):
     if not torch.is_grad_enabled() and spec.kind in PACKED_INFERENCE_KINDS:
         outputs, final = _run_packed(spec, params, inputs, states, lengths, bidirectional=True)
     else:
-        inputs = inputs * valid[..., None].to(inputs.dtype)
+        inputs = _zero_padding(inputs, valid)
         params, inputs = _hold_cell_over_padding(spec, params, inputs, valid, directions=2)
         outputs, final = _run(spec, params, inputs, states, bidirectional=True)
     empty = (lengths == 0)[:, None]
@@ -256,43 +295,53 @@ def _run_bidirectional_padded(spec, params, inputs, states, lengths):
     return tuple(results)
 
 
-def fused_rnn(cell, sequences, initial_states, mask=None, go_backwards=False, training=False):
-    spec = _torch_cell(cell, sequences, training)
+def fused_rnn(
+    spec, sequences, initial_states, mask=None, go_backwards=False, training=False, key=None
+):
+    check_call(spec, sequences, initial_states, mask)
+    steps = sequences.shape[1]
+    lengths = None if mask is None else _right_padded_lengths(mask, steps)
+    choice = _choose(spec, sequences, mask_fits=mask is None or lengths is not None)
     params = _params(spec)
     inputs = _apply_input_dropout([spec], sequences)
-    steps = inputs.shape[1]
-    lengths = None if mask is None else _right_padded_lengths(mask, steps)
-    if lengths is None or bool((lengths == steps).all()):
-        if go_backwards:
-            inputs = torch.flip(inputs, dims=[1])
-        outputs, final = _run(spec, params, inputs, [s[None] for s in initial_states])
-        return outputs[:, -1], outputs, [s[0] for s in final]
-    if spec.kind == "simple" and spec.activation == "relu":
-        # Unbounded states over the padding could overflow and poison the
-        # backward pass with inf * 0.
-        raise NotImplementedError("masked relu SimpleRNN runs the generic loop")
-    return _run_right_padded(spec, params, inputs, initial_states, lengths, go_backwards)
+    with _cudnn_context(choice, sequences):
+        if lengths is None or bool((lengths == steps).all()):
+            if go_backwards:
+                inputs = torch.flip(inputs, dims=[1])
+            outputs, final = _run(spec, params, inputs, [s[None] for s in initial_states])
+            return outputs[:, -1], outputs, [s[0] for s in final]
+        if spec.kind == "simple" and spec.activation == "relu":
+            # Unbounded states over the padding could overflow and poison the
+            # backward pass with inf * 0.
+            raise NotImplementedError("masked relu SimpleRNN runs the generic loop")
+        return _run_right_padded(spec, params, inputs, initial_states, lengths, go_backwards)
 
 
 def fused_bidirectional_rnn(
-    forward_cell,
-    backward_cell,
+    forward_spec,
+    backward_spec,
     sequences,
     forward_states,
     backward_states,
     mask=None,
     training=False,
 ):
-    forward_spec = _torch_cell(forward_cell, sequences, training)
-    backward_spec = _torch_cell(backward_cell, sequences, training)
-    if not same_config(forward_spec, backward_spec):
+    check_call(forward_spec, sequences, forward_states, mask, "forward initial state")
+    check_call(backward_spec, sequences, backward_states, mask, "backward initial state")
+    if not same_config(forward_spec, backward_spec) or (
+        forward_spec.use_cudnn != backward_spec.use_cudnn
+    ):
         raise NotImplementedError("the two directions differ in configuration")
     steps = sequences.shape[1]
     lengths = None
     if mask is not None:
         lengths = _right_padded_lengths(mask, steps)
+        if lengths is None:
+            raise NotImplementedError("masks other than right padding run the generic loop")
         if bool((lengths == steps).all()):
             lengths = None
+    choice = _choose(forward_spec, sequences, mask_fits=True)
+    _choose(backward_spec, sequences, mask_fits=True)
     if lengths is not None:
         packed = not torch.is_grad_enabled() and forward_spec.kind in PACKED_INFERENCE_KINDS
         held = forward_spec.kind == "lstm" and not any(
@@ -305,9 +354,10 @@ def fused_bidirectional_rnn(
     params = _params(forward_spec) + _params(backward_spec)
     inputs = _apply_input_dropout([forward_spec, backward_spec], sequences)
     states = [torch.stack([f, b]) for f, b in zip(forward_states, backward_states)]
-    if lengths is not None:
-        return _run_bidirectional_padded(forward_spec, params, inputs, states, lengths)
-    outputs, final = _run(forward_spec, params, inputs, states, bidirectional=True)
+    with _cudnn_context(choice, sequences):
+        if lengths is not None:
+            return _run_bidirectional_padded(forward_spec, params, inputs, states, lengths)
+        outputs, final = _run(forward_spec, params, inputs, states, bidirectional=True)
     units = forward_spec.units
     forward_out, backward_out = outputs[..., :units], outputs[..., units:]
     return (

@@ -8,16 +8,17 @@ lower a recurrent layer, chosen per export (`recurrent=`):
   layout of tf.keras's `standard_lstm`. The LiteRT converter recognises such
   functions and replaces them with one `UNIDIRECTIONAL_SEQUENCE_LSTM` op. It
   needs a static batch size and ignores the initial state and the mask, so
-  kzoo adds what the fused op lacks around it (see `_fused_call`).
+  kzoo adds what the fused op lacks around it (see `fused_lstm`).
 - `"loop"`: the layer's own `tf.while_loop`; with a static batch size the
   converter lowers it to a builtin `WHILE`.
 - `"unroll"`: one copy of the cell per time step (static sequence length).
 
 Streaming exports call every recurrent layer with its state taken from the
 signature's inputs and return the final states as outputs.
+
+All of it through a `kzoo.backend.lowering` context: nothing is patched.
 """
 
-import contextlib
 import uuid
 
 import keras
@@ -95,8 +96,24 @@ def _reset_weights(cell):
     return np.concatenate([kernel, row], axis=0), np.float32(value)
 
 
-def _fused_call(layer, original):
-    """`layer.call` replaced by the fusable LSTM function, with Keras semantics.
+def _statically_zero(states):
+    """Whether every state is a constant zero tensor in the graph (the layer's
+    own zero initial states with a static batch size)."""
+    for state in states:
+        value = tf.get_static_value(state)
+        if value is None or np.any(value != 0):
+            return False
+    return True
+
+
+def fused_lstm(cell, sequences, initial_states, mask=None, go_backwards=False):
+    """One LSTM direction as the fusable LiteRT function, with Keras semantics.
+
+    Returns `(last_output, outputs, final_states)` like `kzoo.backend.fused_rnn`,
+    or None where the fused op cannot compute the call (a dynamic batch, or
+    initial states that are not zeros). The final states are not computed
+    (the fused op returns none): `lowered` uses this only for layers that
+    neither return nor keep their states (see `_layout.fusable`).
 
     - State: the fused op keeps its state in interpreter variables between
       `invoke()` calls. A leading reset step (an extra input feature set
@@ -109,58 +126,46 @@ def _fused_call(layer, original):
     - `go_backwards`: the (masked) sequence is reversed first; outputs stay
       in processing order, as in Keras.
     """
-    cell = layer.cell
+    batch = sequences.shape[0]
+    if batch is None or not _statically_zero(initial_states):
+        return None
     lstm = _fused_lstm_function()
-
-    def call(sequences, initial_state=None, mask=None, training=False, constants=None):
-        batch = sequences.shape[0]
-        if initial_state is not None or constants or batch is None:
-            return original(
-                sequences,
-                initial_state=initial_state,
-                mask=mask,
-                training=training,
-                constants=constants,
-            )
-        x = tf.convert_to_tensor(sequences)  # (batch, time, features)
-        # The feature width can be unknown in the graph (e.g. after a
-        # reshape); the cell's kernel fixes it, and the fused op needs it.
-        features = int(cell.kernel.shape[0])
-        x = tf.reshape(x, (batch, -1, features))  # a RESHAPE op; no shape assertion op
-        if mask is not None:
-            mask = tf.cast(mask, tf.bool)
-        if layer.go_backwards:
-            x = tf.reverse(x, [1])
-            mask = None if mask is None else tf.reverse(mask, [1])
-        if mask is not None:
-            steps = tf.shape(x)[1]
-            key = tf.cast(mask, tf.int32) * steps + (steps - 1 - tf.range(steps))
-            order = tf.math.top_k(key, k=steps).indices  # valid steps first, in order
-            x = tf.gather(x, order, batch_dims=1)
-        kernel, reset_value = _reset_weights(cell)
-        x = tf.concat([x, tf.zeros_like(x[:, :, :1])], axis=-1)  # (batch, time, features + 1)
-        reset_step = tf.concat(
-            [tf.zeros((batch, 1, features), x.dtype), tf.fill((batch, 1, 1), reset_value)],
-            axis=-1,
-        )
-        x = tf.concat([reset_step, x], axis=1)  # (batch, 1 + time, features + 1)
-        bias = (
-            tf.convert_to_tensor(cell.bias)
-            if cell.use_bias
-            else tf.zeros((4 * cell.units,), x.dtype)
-        )
-        zeros = tf.zeros((batch, cell.units), x.dtype)
-        _, outputs, _, _, _ = lstm(
-            x, zeros, zeros, tf.constant(kernel), tf.convert_to_tensor(cell.recurrent_kernel), bias
-        )
-        outputs = outputs[:, 1:]  # drop the reset step
-        if mask is not None:
-            seen = tf.cumsum(tf.cast(mask, tf.int32), axis=1)  # valid steps so far
-            gathered = tf.gather(outputs, tf.maximum(seen - 1, 0), batch_dims=1)
-            outputs = tf.where(seen[:, :, None] > 0, gathered, tf.zeros_like(gathered))
-        return outputs if layer.return_sequences else outputs[:, -1]
-
-    return call
+    x = tf.convert_to_tensor(sequences)  # (batch, time, features)
+    # The feature width can be unknown in the graph (e.g. after a
+    # reshape); the cell's kernel fixes it, and the fused op needs it.
+    features = int(cell.kernel.shape[0])
+    x = tf.reshape(x, (batch, -1, features))  # a RESHAPE op; no shape assertion op
+    if mask is not None:
+        mask = tf.cast(mask, tf.bool)
+    if go_backwards:
+        x = tf.reverse(x, [1])
+        mask = None if mask is None else tf.reverse(mask, [1])
+    if mask is not None:
+        steps = tf.shape(x)[1]
+        key = tf.cast(mask, tf.int32) * steps + (steps - 1 - tf.range(steps))
+        order = tf.math.top_k(key, k=steps).indices  # valid steps first, in order
+        x = tf.gather(x, order, batch_dims=1)
+    kernel, reset_value = _reset_weights(cell)
+    x = tf.concat([x, tf.zeros_like(x[:, :, :1])], axis=-1)  # (batch, time, features + 1)
+    reset_step = tf.concat(
+        [tf.zeros((batch, 1, features), x.dtype), tf.fill((batch, 1, 1), reset_value)],
+        axis=-1,
+    )
+    x = tf.concat([reset_step, x], axis=1)  # (batch, 1 + time, features + 1)
+    bias = (
+        tf.convert_to_tensor(cell.bias) if cell.use_bias else tf.zeros((4 * cell.units,), x.dtype)
+    )
+    zeros = tf.zeros((batch, cell.units), x.dtype)
+    _, outputs, _, _, _ = lstm(
+        x, zeros, zeros, tf.constant(kernel), tf.convert_to_tensor(cell.recurrent_kernel), bias
+    )
+    outputs = outputs[:, 1:]  # drop the reset step
+    if mask is not None:
+        seen = tf.cumsum(tf.cast(mask, tf.int32), axis=1)  # valid steps so far
+        gathered = tf.gather(outputs, tf.maximum(seen - 1, 0), batch_dims=1)
+        outputs = tf.where(seen[:, :, None] > 0, gathered, tf.zeros_like(gathered))
+    last = outputs[:, -1]
+    return last, outputs, [last, tf.zeros_like(last)]
 
 
 def unrolled_rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False):
@@ -179,61 +184,61 @@ def unrolled_rnn(step_fn, inputs, initial_states, initial_output, mask=None, go_
     return output, keras.ops.stack(outputs, axis=1), states
 
 
-def _stream_call(layer, original, state_inputs, captured):
-    """`layer.call` that starts from `state_inputs` and records its final states."""
-    return_state = layer.return_state
-
-    def call(sequences, initial_state=None, mask=None, training=False, constants=None):
-        saved = layer.return_state, layer.stateful
-        layer.return_state, layer.stateful = True, False
-        try:
-            output, *states = original(
-                sequences,
-                initial_state=list(state_inputs),
-                mask=mask,
-                training=training,
-                constants=constants,
-            )
-        finally:
-            layer.return_state, layer.stateful = saved
-        captured[id(layer)] = states
-        return [output, *states] if return_state else output
-
-    return call
-
-
-def _no_fused_kernel(*args, **kwargs):
+def _decline(*args, **kwargs):
     raise NotImplementedError("exports lower the step loop")
 
 
-@contextlib.contextmanager
 def lowered(model, recurrent, stream_states=None, captured=None):
-    """Within the context, `model`'s recurrent layers lower as `recurrent` says."""
-    patched = []
-    saved_rnn = kzoo_backend.rnn
-    saved_fused = kzoo_backend.fused_rnn, kzoo_backend.fused_bidirectional_rnn
-    try:
-        # The whole-sequence training kernels (custom gradients, dynamic-shape
-        # TensorArrays) do not lower to LiteRT builtins: export the step loop.
-        kzoo_backend.fused_rnn = kzoo_backend.fused_bidirectional_rnn = _no_fused_kernel
-        for layer in recurrent_layers(model):
-            original = layer.call
-            if stream_states is not None:
-                new_call = _stream_call(layer, original, stream_states[id(layer)], captured)
-            elif recurrent == "fused" and fusable(layer):
-                new_call = _fused_call(layer, original)
-            else:
-                continue
-            object.__setattr__(layer, "call", new_call)
-            patched.append(layer)
-        if recurrent == "unroll" or stream_states is not None:
-            kzoo_backend.rnn = unrolled_rnn
-        yield
-    finally:
-        kzoo_backend.rnn = saved_rnn
-        kzoo_backend.fused_rnn, kzoo_backend.fused_bidirectional_rnn = saved_fused
-        for layer in patched:
-            object.__delattr__(layer, "call")
+    """A context in which `model`'s recurrent layers lower as `recurrent` says.
+
+    A `kzoo.backend.lowering` context (no function or layer is patched): the
+    whole-sequence training kernels (custom gradients, XLA, dynamic-shape
+    TensorArrays) do not lower to LiteRT builtins, so every layer runs its
+    step loop, except that with `recurrent="fused"` each fusable LSTM layer
+    becomes the LiteRT-fusable function (`fused_lstm`). With `"unroll"`, or
+    for a streaming export, the loop is unrolled. The backend recognises a
+    layer by the `key` it passes (`id(layer)`).
+
+    Args:
+        model: the model whose recurrent layers are lowered.
+        recurrent: `"fused"`, `"loop"` or `"unroll"`.
+        stream_states: for a streaming export, `{id(layer): [state tensors]}`:
+            each layer starts from these instead of its own initial states.
+        captured: for a streaming export, a dict that receives
+            `{id(layer): final states}`.
+    """
+    layers = {id(layer): layer for layer in recurrent_layers(model)}
+    fusing = {
+        key
+        for key, layer in layers.items()
+        if stream_states is None and recurrent == "fused" and fusable(layer)
+    }
+    unroll = recurrent == "unroll" or stream_states is not None
+
+    def fused_rnn(
+        spec, sequences, initial_states, mask=None, go_backwards=False, training=False, key=None
+    ):
+        if key in fusing and spec.kind == "lstm" and spec.input_mask is None:
+            result = fused_lstm(layers[key].cell, sequences, initial_states, mask, go_backwards)
+            if result is not None:
+                return result
+        raise NotImplementedError("exports lower the step loop")
+
+    def rnn(
+        step_fn, inputs, initial_states, initial_output, mask=None, go_backwards=False, key=None
+    ):
+        if stream_states is not None and key in stream_states:
+            initial_states = list(stream_states[key])
+        result = unrolled_rnn(step_fn, inputs, initial_states, initial_output, mask, go_backwards)
+        if captured is not None and key is not None:
+            captured[key] = list(result[2])
+        return result
+
+    return kzoo_backend.lowering(
+        fused_rnn=fused_rnn,
+        fused_bidirectional_rnn=_decline,
+        rnn=rnn if unroll else None,
+    )
 
 
 def input_specs(model, batch_size=None, time_steps=None):

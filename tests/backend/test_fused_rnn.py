@@ -6,6 +6,8 @@ outputs, final states and the gradients with respect to the weights, the
 inputs and the initial states (tolerance 1e-5, float32).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -70,6 +72,11 @@ def _compare(value_and_grads, layer, x, coefficients, **kwargs):
     return fast
 
 
+def _num_states(cell):
+    size = cell.state_size
+    return len(size) if isinstance(size, (list, tuple)) else 1
+
+
 def _coefficients(rng, shapes):
     return [rng.standard_normal(s).astype("float32") for s in shapes]
 
@@ -102,7 +109,7 @@ def _both_directions_case(value_and_grads, cell_name, mask_name):
     layer_class, kwargs = CELLS[cell_name]
     layer = _BothDirections(layer_class, **kwargs)
     layer.build(x.shape)
-    num_states = len(layer.forward_layer.cell.state_size)
+    num_states = _num_states(layer.forward_layer.cell)
     states = [rng.standard_normal((BATCH, UNITS)).astype("float32") for _ in range(num_states)]
     shapes = 2 * ([(BATCH, STEPS, UNITS)] + [(BATCH, UNITS)] * num_states)
     _compare(
@@ -210,16 +217,40 @@ UNSUPPORTED = {
 
 
 @pytest.mark.parametrize("name", list(UNSUPPORTED))
-def test_native_kernel_declines_cells_it_cannot_run(name):
+def test_cells_without_a_kernel_describe_no_spec(name):
+    """The layer decides: a cell no kernel computes hands the backend no spec."""
     _, x = _data(2)
     layer = UNSUPPORTED[name]()
     layer.build(x.shape)
-    states = layer.get_initial_state(BATCH)
+    describe = getattr(layer.cell, "fused_spec", None)
+    assert describe is None or describe(training=True) is None
+
+
+def _lstm_spec(**changes):
+    _, x = _data(2)
+    layer = kzoo.layers.LSTM(UNITS)
+    layer.build(x.shape)
+    spec = layer.cell.fused_spec()
+    return dataclasses.replace(spec, **changes), keras.ops.convert_to_tensor(x)
+
+
+def test_native_kernel_declines_specs_it_cannot_run():
     native = getattr(backend._native, "fused_rnn", None)
     if native is None:
         pytest.skip(f"the {keras.backend.backend()} backend has no native fused_rnn")
-    with pytest.raises(NotImplementedError):
-        native(layer.cell, keras.ops.convert_to_tensor(x), states, training=True)
+    spec, x = _lstm_spec()
+    states = [keras.ops.zeros((BATCH, UNITS))] * 2
+    with pytest.raises(NotImplementedError):  # recurrent dropout
+        native(dataclasses.replace(spec, state_mask=states[0]), x, states, training=True)
+    half = dataclasses.replace(
+        spec,
+        kernel=keras.ops.cast(spec.kernel, "float16"),
+        recurrent_kernel=keras.ops.cast(spec.recurrent_kernel, "float16"),
+        bias=keras.ops.cast(spec.bias, "float16"),
+    )
+    half_states = [keras.ops.cast(s, "float16") for s in states]
+    with pytest.raises(NotImplementedError):  # half precision runs the loop off cuDNN
+        native(half, keras.ops.cast(x, "float16"), half_states)
 
 
 @pytest.mark.parametrize(
@@ -315,7 +346,7 @@ def test_bidirectional_equals_reference(value_and_grads, cell_name, mask_name, r
         layer_class(UNITS, return_sequences=return_sequences, return_state=True, **kwargs)
     )
     layer.build(x.shape)
-    num_states = len(layer.forward_layer.cell.state_size)
+    num_states = _num_states(layer.forward_layer.cell)
     out_shape = (BATCH, STEPS, 2 * UNITS) if return_sequences else (BATCH, 2 * UNITS)
     shapes = [out_shape] + [(BATCH, UNITS)] * (2 * num_states)
     states = [rng.standard_normal((BATCH, UNITS)).astype("float32") for _ in range(2 * num_states)]
