@@ -94,6 +94,18 @@ def entity_f1(true_tag_seqs, pred_tag_seqs):
     scores["f1"]  # 0.0: the predicted span is too short
     ```
     """
+    for name, seqs in (("true_tag_seqs", true_tag_seqs), ("pred_tag_seqs", pred_tag_seqs)):
+        if isinstance(seqs, str) or not hasattr(seqs, "__len__"):
+            raise ValueError(
+                f"`{name}` must be a list of tag sequences. Received: {type(seqs).__name__}"
+            )
+        flat = next((i for i, tags in enumerate(seqs) if isinstance(tags, str)), None)
+        if flat is not None:
+            # A string would be read character by character ("O" is a valid tag).
+            raise ValueError(
+                f"`{name}` must be a list of tag sequences (lists of strings); item "
+                f"{flat} is the string {seqs[flat]!r}. Wrap one sequence in a list."
+            )
     if len(true_tag_seqs) != len(pred_tag_seqs):
         raise ValueError(
             "entity_f1 needs as many predicted as true sequences. Received "

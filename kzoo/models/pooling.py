@@ -92,6 +92,8 @@ class GlobalMaskedAveragePooling1D(keras.layers.Layer):
         if mask is None:
             return ops.mean(inputs, axis=1)
         weights = _as_float_mask(mask, inputs.dtype)
+        # Replaced, not only weighted: 0 * NaN at a padded step would be NaN.
+        inputs = ops.where(ops.cast(weights, "bool"), inputs, ops.zeros_like(inputs))
         total = ops.sum(inputs * weights, axis=1)
         count = ops.maximum(ops.sum(weights, axis=1), 1.0)  # (batch, 1)
         return total / count
@@ -153,6 +155,10 @@ class AttentionPooling1D(keras.layers.Layer):
         )
 
     def call(self, inputs, mask=None, return_attention_scores=False):
+        if mask is not None:
+            # Padded steps never reach the output, even NaN or Inf ones.
+            valid_steps = ops.expand_dims(ops.cast(mask, "bool"), -1)  # (batch, time, 1)
+            inputs = ops.where(valid_steps, inputs, ops.zeros_like(inputs))
         hidden = ops.tanh(ops.matmul(inputs, self.kernel) + self.bias)  # (batch, time, units)
         scores = ops.sum(hidden * self.context, axis=-1)  # (batch, time)
         if mask is None:

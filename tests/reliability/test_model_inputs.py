@@ -14,8 +14,12 @@ from keras import ops
 
 from kzoo.generation import decode, get_sampler
 from kzoo.layers import CRF, AttentionDecoderCell, BahdanauAttention, LSTMCell, LuongAttention
+from kzoo.metrics.ner import entity_f1
 from kzoo.models import (
+    AttentionPooling1D,
     Forecaster,
+    GlobalMaskedAveragePooling1D,
+    GlobalMaskedMaxPooling1D,
     LanguageModel,
     Seq2Seq,
     SequenceTagger,
@@ -440,3 +444,26 @@ def test_empty_and_none_inputs_give_clear_errors(language_model, seq2seq, tagger
     with pytest.raises(ValueError, match="`predict` takes sentences"):
         tagger.predict(None)
     assert tagger.predict([]) == []
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf])
+@pytest.mark.parametrize(
+    "pooling",
+    [GlobalMaskedAveragePooling1D, GlobalMaskedMaxPooling1D, lambda: AttentionPooling1D(4)],
+)
+def test_masked_poolings_ignore_nan_and_inf_at_padded_steps(pooling, fill):
+    layer = pooling()
+    clean, dirty, mask = _memory_with_garbage(fill)
+    expected = _np(layer(clean, mask=mask))
+    got = _np(layer(dirty, mask=mask))
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_entity_f1_refuses_a_flat_tag_list():
+    # A flat list would be read as sequences of characters: "O" is a valid tag.
+    with pytest.raises(ValueError, match="list of tag sequences"):
+        entity_f1(["O", "O"], ["O", "O"])
+    with pytest.raises(ValueError, match="list of tag sequences"):
+        entity_f1(None, None)
+    assert entity_f1([["B-PER", "O"]], [["B-PER", "O"]])["f1"] == 1.0
