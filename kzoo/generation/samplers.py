@@ -15,7 +15,12 @@ when a sampler is built.
 
 import math
 
+import numpy as np
+
 SAMPLER_NAMES = ("greedy", "temperature", "top_k", "top_p")
+# NumPy scalars count (np.float32 is no subclass of float); bools do not.
+_REAL = (int, float, np.integer, np.floating)
+_INTEGER = (int, np.integer)
 
 DEFAULT_K = 5
 DEFAULT_P = 0.9
@@ -45,7 +50,7 @@ def keras_hub_samplers():
 def _check_temperature(temperature):
     if (
         isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
+        or not isinstance(temperature, _REAL)
         or not math.isfinite(temperature)
         or temperature <= 0
     ):
@@ -57,18 +62,18 @@ def _check_temperature(temperature):
 
 
 def _check_k(k, vocabulary_size=None, name="k"):
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, _INTEGER) or k < 1:
         raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={k!r}")
     if vocabulary_size is not None and k > vocabulary_size:
         raise ValueError(
             f"`{name}` must be at most the vocabulary size {vocabulary_size}. "
             f"Received: {name}={k!r}"
         )
-    return k
+    return int(k)
 
 
 def _check_p(p):
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+    if isinstance(p, bool) or not isinstance(p, _REAL) or not math.isfinite(p) or not 0 < p <= 1:
         raise ValueError(f"`p` must be a number in (0, 1]. Received: p={p!r}")
     return float(p)
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from kzoo.api import kzoo_export
-from kzoo.models._validation import CheckedTokenInputs, check_id_matrix
+from kzoo.models._validation import CheckedTokenInputs, check_id_matrix, check_token_ids
 from kzoo.models.tokenizer import WordTokenizer, check_texts
 
 
@@ -121,6 +121,7 @@ class TextPipeline(CheckedTokenInputs, keras.Model):
             if fixed is not None:
                 length = fixed
             batch = WordTokenizer.pad([sequences[i] for i in rows], length)
+            check_token_ids(batch, self.vocabulary_size, "sequences")
             probabilities = self.classifier.predict_on_batch(batch)
             result[rows] = keras.ops.convert_to_numpy(probabilities)
         return result
