@@ -12,7 +12,7 @@ Reference:
 
 from typing import NamedTuple
 
-from kzoo.datasets._download import fetch, read_text
+from kzoo.datasets._download import check_split_size, fetch, read_text
 
 ORIGIN = (
     "https://raw.githubusercontent.com/davidsbatista/NER-datasets/"
@@ -62,7 +62,10 @@ def load_split(split="train", path=None):
         local_name=f"conll2003/{split}.txt.gz",
         path=path,
     )
-    return parse_conll(read_text(file_path), source=file_path)
+    sentences = parse_conll(read_text(file_path), source=file_path)
+    if path is None:  # the cached file, not a user's own copy
+        check_split_size("conll2003", split, len(sentences), "sentences", file_path)
+    return sentences
 
 
 def parse_conll(text, source="<text>"):

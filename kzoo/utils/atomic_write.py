@@ -138,7 +138,7 @@ def check_writable_folder(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, durable=True):
     """Yields a temporary path to write; on success it replaces `path` at once.
 
     Works for a single file and for a folder (e.g. a SavedModel): whatever the
@@ -148,6 +148,12 @@ def atomic_path(path):
     Replacing an existing folder takes two renames (old out of the way, new
     in); a crash between them leaves the old folder at `<path>.old-<pid>-...`
     rather than losing it.
+
+    Args:
+        path: the file or folder to write.
+        durable: flush the new content to disk (`fsync`) before the rename,
+            so that it also survives a power cut. `False` skips that, e.g.
+            for a cache folder of many thousand files that can be rebuilt.
 
     Example:
 
@@ -163,7 +169,8 @@ def atomic_path(path):
         yield tmp
         if not os.path.exists(tmp):
             raise FileNotFoundError(f"Nothing was written to the temporary path for {path!r}.")
-        _fsync_path(tmp)
+        if durable:
+            _fsync_path(tmp)
         if os.path.isdir(tmp) and os.path.isdir(path):
             old = _temporary_sibling(path).replace(".tmp-", ".old-", 1)
             os.replace(path, old)
@@ -171,7 +178,8 @@ def atomic_path(path):
             _remove(old)
         else:
             os.replace(tmp, path)
-        _fsync_path(folder)
+        if durable:
+            _fsync_path(folder)
     except BaseException:
         _remove(tmp)
         raise

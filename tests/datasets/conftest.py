@@ -14,6 +14,8 @@ import urllib.request
 import pytest
 from keras.src.utils import file_utils
 
+from kzoo.datasets import _download
+
 
 @pytest.fixture(autouse=True)
 def offline(tmp_path, monkeypatch):
@@ -34,10 +36,17 @@ def offline(tmp_path, monkeypatch):
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
-    """An empty `KZOO_DATA_DIR` folder; write files into it to seed the cache."""
+    """An empty `KZOO_DATA_DIR` folder; write files into it to seed the cache.
+
+    The tests write small fake files under the real names, so the known sizes
+    and hashes of the real files and the published split sizes are switched
+    off (tests of those checks put back the entries they need).
+    """
     path = tmp_path / "kzoo_data"
     path.mkdir()
     monkeypatch.setenv("KZOO_DATA_DIR", str(path))
+    monkeypatch.setattr(_download, "KNOWN_FILES", {})
+    monkeypatch.setattr(_download, "SPLIT_SIZES", {})
     return path
 
 

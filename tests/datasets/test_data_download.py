@@ -112,14 +112,16 @@ def test_extracts_seeded_archive_once(offline, data_dir, monkeypatch):
     assert fetch("pack_v1.tar.gz", ORIGIN, local_name="pack_v1.tar.gz", extract=True) == out
 
 
-def test_redoes_an_interrupted_extraction(offline, data_dir):
+def test_leaves_a_folder_it_did_not_make_alone(offline, data_dir):
     _make_tar_gz(str(data_dir / "pack.tar.gz"), {"a.txt": "A"})
-    stale = offline.datasets / "pack_extracted"
-    stale.mkdir(parents=True)
-    (stale / "half_written.txt").write_text("?")  # no completion marker
+    users = offline.datasets / "pack_extracted"
+    users.mkdir(parents=True)
+    (users / "my_notes.txt").write_text("mine")  # no kzoo marker: not kzoo's folder
 
-    out = fetch("pack.tar.gz", ORIGIN, local_name="pack.tar.gz", extract=True)
-    assert sorted(os.listdir(out)) == [".kzoo_extracted", "a.txt"]
+    with pytest.raises(FileExistsError, match="pack_extracted.*kzoo did not make it"):
+        fetch("pack.tar.gz", ORIGIN, local_name="pack.tar.gz", extract=True)
+    assert sorted(os.listdir(users)) == ["my_notes.txt"]
+    assert (users / "my_notes.txt").read_text() == "mine"
 
 
 def test_extracts_user_archive_into_cache_under_unique_name(offline, tmp_path):
