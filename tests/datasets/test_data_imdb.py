@@ -248,3 +248,14 @@ def test_shared_copy_load_data(offline, shared_imdb):
     assert vocab[:4] == ["", "[UNK]", "the", "and"]
     assert 0 <= x_train.min() and x_train.max() == 19999
     assert offline.attempts == []
+
+
+@pytest.mark.large
+def test_shared_copy_with_a_missing_review_is_extracted_again(offline, shared_imdb, capsys):
+    imdb.load_texts("test")  # extracts (or reuses) the shared archive
+    extracted = shared_imdb / "datasets" / "aclImdb_v1_extracted" / "aclImdb"
+    os.remove(extracted / "test" / "pos" / "0_10.txt")
+    texts, labels = imdb.load_texts("test")
+    assert "extracting it again" in capsys.readouterr().out
+    assert len(texts) == 25000 and (extracted / "test" / "pos" / "0_10.txt").is_file()
+    assert offline.attempts == []
