@@ -23,6 +23,13 @@ def _merge(forward, backward, mode):
     return [forward, backward]
 
 
+def _copy(layer, prefix, go_backwards):
+    config = keras.saving.serialize_keras_object(layer)
+    name = layer.name.removeprefix(f"{prefix}_")
+    config["config"].update(go_backwards=go_backwards, name=f"{prefix}_{name}")
+    return keras.saving.deserialize_keras_object(config)
+
+
 @kzoo_export
 class Bidirectional(keras.layers.Layer):
     """Bidirectional wrapper for recurrent layers.
@@ -60,33 +67,58 @@ class Bidirectional(keras.layers.Layer):
     (2, 5, 16)
     """
 
-    def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, layer, merge_mode="concat", backward_layer=None, weights=None, **kwargs):
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                f"`layer` must be a keras.layers.Layer instance. Received: layer={layer!r}"
+            )
         for attribute in ("go_backwards", "return_sequences", "return_state"):
             if not hasattr(layer, attribute):
                 raise ValueError(
                     f"`layer` must be a recurrent layer with a `{attribute}` attribute. "
                     f"Received: layer={layer!r}"
                 )
+        if backward_layer is not None and not isinstance(backward_layer, keras.layers.Layer):
+            raise ValueError(
+                "`backward_layer` must be a keras.layers.Layer instance. "
+                f"Received: backward_layer={backward_layer!r}"
+            )
         self.merge_mode = check_choice(merge_mode, MERGE_MODES, "merge_mode")
+        super().__init__(**kwargs)
+        # Both directions are new layers made from `layer`'s config, as in
+        # Keras: wrapping one layer twice shares no weights. A built `layer`
+        # hands its weights to the forward copy (e.g. converted weights).
+        self.forward_layer = _copy(layer, "forward", go_backwards=layer.go_backwards)
+        if layer.built:
+            self.forward_layer.build(layer._build_shapes_dict.get("sequences_shape"))
+            self.forward_layer.set_weights(layer.get_weights())
         if backward_layer is None:
-            config = layer.get_config()
-            config.update(go_backwards=not layer.go_backwards, name=f"backward_{layer.name}")
-            backward_layer = type(layer).from_config(config)
-        else:
-            if backward_layer.go_backwards == layer.go_backwards:
-                raise ValueError(
-                    "`backward_layer` must have the opposite `go_backwards` of `layer`. "
-                    f"Both have go_backwards={layer.go_backwards}."
-                )
-            for attribute in ("return_sequences", "return_state"):
-                if getattr(backward_layer, attribute) != getattr(layer, attribute):
-                    raise ValueError(
-                        f"`backward_layer.{attribute}` must equal `layer.{attribute}` "
-                        f"({getattr(layer, attribute)})."
-                    )
-        self.forward_layer = layer
+            backward_layer = _copy(layer, "backward", go_backwards=not layer.go_backwards)
         self.backward_layer = backward_layer
+        for direction in (self.forward_layer, self.backward_layer):
+            if hasattr(layer, "use_cudnn"):
+                # Not part of the config (as in Keras), so copied by hand.
+                direction.use_cudnn = layer.use_cudnn
+        if self.forward_layer.go_backwards == self.backward_layer.go_backwards:
+            raise ValueError(
+                "`backward_layer` must have the opposite `go_backwards` of `layer`. "
+                f"Both have go_backwards={layer.go_backwards}."
+            )
+        for attribute in ("stateful", "return_sequences", "return_state"):
+            forward_value = getattr(self.forward_layer, attribute, False)
+            backward_value = getattr(self.backward_layer, attribute, False)
+            if forward_value != backward_value:
+                raise ValueError(
+                    f"`backward_layer.{attribute}` must equal `layer.{attribute}` "
+                    f"({forward_value}). Received: {backward_value}"
+                )
+        self._initial_weights = list(weights) if weights is not None else None
+        if self._initial_weights is not None and len(self._initial_weights) % 2:
+            raise ValueError(
+                "`weights` must hold the forward layer's weights followed by the backward "
+                f"layer's (an even count). Received {len(self._initial_weights)} arrays."
+            )
+        self.stateful = getattr(layer, "stateful", False)
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.supports_masking = True
@@ -95,6 +127,30 @@ class Bidirectional(keras.layers.Layer):
         for layer in (self.forward_layer, self.backward_layer):
             if not layer.built:
                 layer.build(sequences_shape)
+        if self._initial_weights is not None:
+            half = len(self._initial_weights) // 2
+            self.forward_layer.set_weights(self._initial_weights[:half])
+            self.backward_layer.set_weights(self._initial_weights[half:])
+            self._initial_weights = None
+
+    @property
+    def states(self):
+        """The kept states of a stateful layer: forward's, then backward's."""
+        forward, backward = self.forward_layer.states, self.backward_layer.states
+        if forward and backward:
+            return tuple(list(forward) + list(backward))
+        return None
+
+    def reset_state(self):
+        """Sets the kept states of both directions back to zeros."""
+        if not self.stateful:
+            raise AttributeError(f"{self.name}: reset_state() needs a stateful layer.")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    def reset_states(self):
+        """Alias of `reset_state()` (Keras keeps both names)."""
+        self.reset_state()
 
     def _num_states(self):
         shape = self.forward_layer.compute_output_shape((None, None, None))
@@ -103,6 +159,11 @@ class Bidirectional(keras.layers.Layer):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         forward_state = backward_state = None
         if initial_state is not None:
+            if not isinstance(initial_state, (list, tuple)):
+                raise ValueError(
+                    "`initial_state` must be a list: the forward states followed by the "
+                    f"backward states. Received: initial_state={initial_state!r}"
+                )
             if len(initial_state) % 2:
                 raise ValueError(
                     "`initial_state` must hold the forward states followed by the "
@@ -135,6 +196,12 @@ class Bidirectional(keras.layers.Layer):
                 valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
                 forward = ops.where(valid, forward, ops.zeros_like(forward))
                 backward = ops.where(valid, backward, ops.zeros_like(backward))
+        # In the wrapper's own dtype (mixed precision: the wrapped layers may
+        # compute in another one).
+        forward, forward_states, backward, backward_states = keras.tree.map_structure(
+            lambda t: ops.cast(t, self.compute_dtype),
+            (forward, forward_states, backward, backward_states),
+        )
         output = _merge(forward, backward, self.merge_mode)
         if self.return_state:
             outputs = output if self.merge_mode is None else [output]
@@ -153,12 +220,18 @@ class Bidirectional(keras.layers.Layer):
             return None
         if forward_layer.go_backwards or not backward_layer.go_backwards:
             return None
-        mask, forward_states = forward_layer._prepare_call(sequences, forward_state, mask)
-        _, backward_states = backward_layer._prepare_call(sequences, backward_state, mask)
+        forward_inputs = forward_layer.fused_call_inputs(sequences, forward_state, mask, training)
+        backward_inputs = backward_layer.fused_call_inputs(
+            sequences, backward_state, mask, training
+        )
+        if forward_inputs is None or backward_inputs is None:
+            return None
+        forward_spec, sequences, mask, forward_states = forward_inputs
+        backward_spec, _, _, backward_states = backward_inputs
         try:
             forward, backward = backend.fused_bidirectional_rnn(
-                forward_layer.cell,
-                backward_layer.cell,
+                forward_spec,
+                backward_spec,
                 sequences,
                 forward_states,
                 backward_states,
@@ -167,7 +240,10 @@ class Bidirectional(keras.layers.Layer):
             )
         except NotImplementedError:
             return None
-        return forward_layer._finish_call(*forward), backward_layer._finish_call(*backward)
+        return (
+            forward_layer.fused_call_outputs(*forward),
+            backward_layer.fused_call_outputs(*backward),
+        )
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         shape = self.forward_layer.compute_output_shape(sequences_shape)

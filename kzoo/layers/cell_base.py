@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kzoo.backend.spec import CellSpec
 from kzoo.layers._validation import check_rate, check_units
 from kzoo.layers.recurrent_dropout import RecurrentDropoutMixin
 
@@ -62,7 +63,9 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
 
     @property
     def state_size(self):
-        return [self.units]
+        # An int, as in keras.layers.SimpleRNNCell/GRUCell: a stack of such
+        # cells keeps one tensor (not a list of one) per cell.
+        return self.units
 
     @property
     def output_size(self):
@@ -110,6 +113,58 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
     def build_extra_weights(self):
         """Hook for weights created after `kernel`, `recurrent_kernel`, `bias`."""
 
+    def _fused_kind(self):
+        """The `kzoo.backend.CellSpec` kind whose equations are exactly this
+        cell's, or None; each kzoo cell class answers for itself only (a
+        subclass may change `call`)."""
+        return None
+
+    def fused_spec(self, training=False, use_cudnn="auto"):
+        """This cell described for the backend's whole-sequence kernels.
+
+        The layer hands the spec to `kzoo.backend.fused_rnn`; the backend
+        sees tensors and names only, never the cell.
+
+        Args:
+            training: whether dropout is active. The input dropout mask drawn
+                for the current sequence (by the recurrent layer, before its
+                loop) travels in the spec; recurrent dropout has no fused
+                kernel.
+            use_cudnn: the layer's `use_cudnn` ("auto", True or False).
+
+        Returns:
+            A `kzoo.backend.CellSpec`, or None when no fused kernel computes
+            this cell (the generic loop runs it).
+        """
+        kind = self._fused_kind()
+        if kind is None or not self.built:
+            return None
+        if training and self.recurrent_dropout > 0:
+            return None
+        input_mask = None
+        if training and self.dropout > 0:
+            # The mask drawn for this sequence: Keras's DropoutRNNCell keeps it
+            # in `_dropout_mask`, kzoo's RecurrentDropoutMixin in `_input_mask`.
+            input_mask = getattr(self, "_dropout_mask", None)
+            if input_mask is None:
+                input_mask = getattr(self, "_input_mask", None)
+            if input_mask is None:
+                return None
+        weights = [self.kernel, self.recurrent_kernel] + ([self.bias] if self.use_bias else [])
+        # `.value`: autocast inside `__call__`, the mapped value in a
+        # StatelessScope; a tensor, not the variable, on every backend.
+        tensors = [ops.convert_to_tensor(w.value) for w in weights]
+        return CellSpec(
+            kind=kind,
+            units=self.units,
+            kernel=tensors[0],
+            recurrent_kernel=tensors[1],
+            bias=tensors[2] if self.use_bias else None,
+            activation=activation_name(self.activation),
+            input_mask=input_mask,
+            use_cudnn=use_cudnn,
+        )
+
     def check_step_inputs(self, inputs):
         features = inputs.shape[-1]
         if self.input_dim is not None and features is not None and features != self.input_dim:
@@ -119,7 +174,8 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
             )
 
     def get_initial_state(self, batch_size=None):
-        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
+        sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
 
     def get_config(self):
         ser = keras.saving.serialize_keras_object
@@ -141,6 +197,14 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
             "seed": self.seed,
         }
         return {**super().get_config(), **config}
+
+
+def activation_name(fn):
+    """`"tanh"`, `"relu"` or `"sigmoid"` for Keras's functions, else None."""
+    for name in ("tanh", "relu", "sigmoid"):
+        if fn is getattr(keras.activations, name):
+            return name
+    return None
 
 
 def layer_norm(x, gamma, beta=None, epsilon=1e-5):

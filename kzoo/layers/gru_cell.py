@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.api import kzoo_export
-from kzoo.layers.cell_base import RecurrentCell, layer_norm
+from kzoo.layers.cell_base import RecurrentCell, activation_name, layer_norm
 
 
 @kzoo_export
@@ -43,6 +43,8 @@ class GRUCell(RecurrentCell):
         use_bias: whether to add biases.
         reset_after: apply the reset gate after the recurrent product
             (default True, as Keras and PyTorch).
+        implementation: accepted for `keras.layers` compatibility (1 or 2;
+            the results are the same).
         layer_norm: whether to layer-normalize the projections.
         kernel_initializer, recurrent_initializer, bias_initializer,
         regularizers, constraints, dropout, recurrent_dropout, seed:
@@ -76,12 +78,17 @@ class GRUCell(RecurrentCell):
         use_bias=True,
         reset_after=True,
         layer_norm=False,
+        implementation=2,
         **kwargs,
     ):
         super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.reset_after = reset_after
         self.layer_norm = layer_norm
+        # Keras's choice between batched (2) and per-gate (1) matrix
+        # products; the same equations either way, so only kept (not
+        # serialized, as in Keras) for code that reads it.
+        self.implementation = implementation
 
     def bias_shape(self):
         if self.reset_after:
@@ -103,6 +110,17 @@ class GRUCell(RecurrentCell):
         if not self.layer_norm:
             return proj
         return layer_norm(proj, gamma)
+
+    def _fused_kind(self):
+        plain = (
+            type(self) is GRUCell
+            and not self.layer_norm
+            and activation_name(self.activation) == "tanh"
+            and activation_name(self.recurrent_activation) == "sigmoid"
+        )
+        if not plain:
+            return None
+        return "gru" if self.reset_after else "gru_v1"
 
     def call(self, inputs, states, training=False):
         self.check_step_inputs(inputs)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.api import kzoo_export
-from kzoo.layers.cell_base import RecurrentCell, layer_norm
+from kzoo.layers.cell_base import RecurrentCell, activation_name, layer_norm
 
 
 @kzoo_export
@@ -37,6 +37,8 @@ class LSTMCell(RecurrentCell):
         unit_forget_bias: if True (default), the forget-gate slice of the bias
             starts at 1 (Jozefowicz et al., 2015), the rest from
             `bias_initializer`.
+        implementation: accepted for `keras.layers` compatibility (1 or 2;
+            the results are the same).
         layer_norm: whether to layer-normalize as described above.
         kernel_initializer, recurrent_initializer, bias_initializer,
         regularizers, constraints, dropout, recurrent_dropout, seed:
@@ -70,12 +72,17 @@ class LSTMCell(RecurrentCell):
         use_bias=True,
         unit_forget_bias=True,
         layer_norm=False,
+        implementation=2,
         **kwargs,
     ):
         super().__init__(units, activation=activation, use_bias=use_bias, **kwargs)
         self.recurrent_activation = keras.activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         self.layer_norm = layer_norm
+        # Keras's choice between batched (2) and per-gate (1) matrix
+        # products; the same equations either way, so only kept (not
+        # serialized, as in Keras) for code that reads it.
+        self.implementation = implementation
 
     @property
     def state_size(self):
@@ -113,6 +120,15 @@ class LSTMCell(RecurrentCell):
         self.cell_norm_beta = self.add_weight(
             name="cell_norm_beta", shape=(self.units,), initializer="zeros"
         )
+
+    def _fused_kind(self):
+        plain = (
+            type(self) is LSTMCell
+            and not self.layer_norm
+            and activation_name(self.activation) == "tanh"
+            and activation_name(self.recurrent_activation) == "sigmoid"
+        )
+        return "lstm" if plain else None
 
     def call(self, inputs, states, training=False):
         self.check_step_inputs(inputs)

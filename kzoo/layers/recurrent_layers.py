@@ -6,7 +6,7 @@ from kzoo.api import kzoo_export
 from kzoo.layers.cell_base import RecurrentCell
 from kzoo.layers.gru_cell import GRUCell
 from kzoo.layers.lstm_cell import LSTMCell
-from kzoo.layers.rnn import RNN
+from kzoo.layers.rnn import RNN, check_use_cudnn
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
 
 _LAYER_KEYS = ("name", "trainable", "dtype")
@@ -60,6 +60,15 @@ class _CellLayer(RNN):
         return cls(**config)
 
 
+class _CudnnLayer(_CellLayer):
+    """A layer whose cell has a cuDNN kernel: takes Keras's `use_cudnn`."""
+
+    def __init__(self, units, use_cudnn="auto", **kwargs):
+        super().__init__(units, **kwargs)
+        # As in Keras, not part of the config: a choice for this machine.
+        self.use_cudnn = check_use_cudnn(use_cudnn)
+
+
 @kzoo_export
 class SimpleRNN(_CellLayer):
     """`kzoo.layers.RNN(kzoo.layers.SimpleRNNCell(units, ...))` in one layer.
@@ -82,7 +91,7 @@ class SimpleRNN(_CellLayer):
 
 
 @kzoo_export
-class LSTM(_CellLayer):
+class LSTM(_CudnnLayer):
     """`kzoo.layers.RNN(kzoo.layers.LSTMCell(units, ...))` in one layer.
 
     Same weights and `get_weights()` order as `keras.layers.LSTM`; the forget
@@ -92,6 +101,9 @@ class LSTM(_CellLayer):
         units: positive int.
         return_sequences, return_state, go_backwards, stateful: as in
             `kzoo.layers.RNN`.
+        use_cudnn: `"auto"` (default) runs cuDNN's kernel on a GPU when the
+            configuration allows it, True insists on it (`ValueError` where
+            it cannot run), False never uses it; as in `keras.layers.LSTM`.
         **kwargs: `kzoo.layers.LSTMCell` arguments (`dropout`,
             `recurrent_dropout`, `layer_norm`, ...) and layer arguments.
 
@@ -104,7 +116,7 @@ class LSTM(_CellLayer):
 
 
 @kzoo_export
-class GRU(_CellLayer):
+class GRU(_CudnnLayer):
     """`kzoo.layers.RNN(kzoo.layers.GRUCell(units, ...))` in one layer.
 
     Same weights and `get_weights()` order as `keras.layers.GRU`.
@@ -113,6 +125,7 @@ class GRU(_CellLayer):
         units: positive int.
         return_sequences, return_state, go_backwards, stateful: as in
             `kzoo.layers.RNN`.
+        use_cudnn: `"auto"`, True or False, as for `kzoo.layers.LSTM`.
         **kwargs: `kzoo.layers.GRUCell` arguments (`reset_after`, `dropout`,
             ...) and layer arguments.
 

@@ -3,7 +3,7 @@
 from keras import ops
 
 from kzoo.api import kzoo_export
-from kzoo.layers.cell_base import RecurrentCell
+from kzoo.layers.cell_base import RecurrentCell, activation_name
 
 
 @kzoo_export
@@ -49,6 +49,10 @@ class SimpleRNNCell(RecurrentCell):
     """
 
     num_gates = 1
+
+    def _fused_kind(self):
+        plain = type(self) is SimpleRNNCell and activation_name(self.activation) in ("tanh", "relu")
+        return "simple" if plain else None
 
     def call(self, inputs, states, training=False):
         self.check_step_inputs(inputs)

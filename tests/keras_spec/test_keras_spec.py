@@ -1,17 +1,14 @@
 """Collects Keras's recurrent-layer test cases with kzoo's layers swapped in.
 
-Each Keras test module is loaded afresh under a private name (the installed
-module is left alone) and its module-level `layers` name is replaced by a
-namespace that answers kzoo's class for the recurrent layers and cells and
-Keras's for everything else. The test methods look `layers` up when they
+Each Keras test module is imported and its module-level `layers` name is
+replaced (in this process only) by a namespace that answers kzoo's class for
+the recurrent layers and cells and Keras's for everything else. The test methods look `layers` up when they
 run, so they build kzoo layers; classes the file defines at import time
 (its helper cells) keep Keras's base classes. See conftest.py for the
 version pin and the exclusions.
 """
 
-import importlib.util
-import os
-import sys
+import importlib
 import types
 
 import keras
@@ -71,12 +68,10 @@ LAYERS = _KzooLayers("kzoo_keras_spec_layers")
 
 
 def _load(stem):
-    folder = os.path.join(os.path.dirname(keras_layers.__file__), "rnn")
-    name = f"kzoo_keras_spec.{stem}"
-    spec = importlib.util.spec_from_file_location(name, os.path.join(folder, f"{stem}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    # The installed module itself, not a copy: configs of the helper cells
+    # name it as their module, and Keras deserializes only classes from
+    # modules under `keras.`. Only this process's module object changes.
+    module = importlib.import_module(f"keras.src.layers.rnn.{stem}")
     module.layers = LAYERS
     return module
 

@@ -57,7 +57,7 @@ def test_rnn_matches_float64_reference(case, masked, go_backwards):
         cell, return_sequences=True, return_state=True, go_backwards=go_backwards
     )
     outputs, *states = layer(x, mask=mask)
-    zeros = [np.zeros((BATCH, n)) for n in cell.state_size]
+    zeros = [np.zeros((BATCH, n)) for n in keras.tree.flatten(cell.state_size)]
     step = rnn_ref.STEPS[CASES[case][0]]
     expected, expected_states = rnn_ref.run(step, x, weights, zeros, mask, go_backwards)
     assert_close(outputs, expected)
@@ -70,7 +70,9 @@ def test_initial_state_is_used(case):
     cell, weights = build_cell(case, seed=3)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32")
-    init = [rng.normal(size=(BATCH, n)).astype("float32") for n in cell.state_size]
+    init = [
+        rng.normal(size=(BATCH, n)).astype("float32") for n in keras.tree.flatten(cell.state_size)
+    ]
     layer = kzoo.layers.RNN(cell, return_sequences=True)
     expected, _ = rnn_ref.run(rnn_ref.STEPS[CASES[case][0]], x, weights, init)
     assert_close(layer(x, initial_state=init), expected)
@@ -207,3 +209,12 @@ def test_cell_config_round_trip(case):
     cell, _ = build_cell(case)
     clone = type(cell).from_config(cell.get_config())
     assert clone.get_config() == cell.get_config()
+
+
+@pytest.mark.parametrize("name", ["SimpleRNNCell", "LSTMCell", "GRUCell"])
+def test_state_and_output_sizes_as_keras(name):
+    # An int for one state, a list for LSTM's two: stacks of these cells then
+    # nest their states as keras.layers.StackedRNNCells does.
+    ours, theirs = getattr(kzoo.layers, name)(3), getattr(keras.layers, name)(3)
+    assert ours.state_size == theirs.state_size
+    assert ours.output_size == theirs.output_size

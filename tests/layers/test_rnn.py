@@ -62,10 +62,28 @@ def test_stacked_cells_equal_two_layers():
     stacked = kzoo.layers.RNN([kzoo.layers.LSTMCell(4), kzoo.layers.GRUCell(3)], return_state=True)
     stacked.build(x.shape)
     stacked.set_weights(first.get_weights() + second.get_weights())
-    output, h1, c1, h2 = stacked(x)
+    # As keras.layers.StackedRNNCells: one state entry per cell, an LSTM's
+    # as [h, c], a GRU's as the tensor itself.
+    output, (h1, c1), h2 = stacked(x)
     assert_close(output, expected[0])
     assert_close(h2, expected[1])
     assert tuple(h1.shape) == (2, 4) and tuple(c1.shape) == (2, 4)
+
+
+def test_stacked_cells_take_nested_or_flat_initial_state():
+    x = np.random.default_rng(2).normal(size=(2, 5, 3)).astype("float32")
+    rng = np.random.default_rng(3)
+    h1, c1, h2, c2 = (rng.normal(size=(2, 4)).astype("float32") for _ in range(4))
+    layer = kzoo.layers.RNN([kzoo.layers.LSTMCell(4), kzoo.layers.LSTMCell(4)], return_state=True)
+    nested = layer(x, initial_state=[[h1, c1], [h2, c2]])
+    flat = layer(x, initial_state=[h1, c1, h2, c2])
+    zeros = layer(x)
+    assert len(nested) == 3 and len(nested[1]) == 2 and len(nested[2]) == 2
+    for a, b in zip(keras.tree.flatten(nested), keras.tree.flatten(flat)):
+        assert_close(a, b)
+    assert not np.allclose(to_numpy(nested[0]), to_numpy(zeros[0]))
+    with pytest.raises(ValueError, match="4 state"):
+        layer(x, initial_state=[[h1, c1], [h2]])
 
 
 def test_stateful_carries_state_between_calls():
@@ -137,7 +155,7 @@ def test_recurrent_dropout_only_in_training():
             lambda layer: layer(
                 np.ones((2, 3, 4), "float32"), initial_state=[np.ones((2, 7)), np.ones((2, 7))]
             ),
-            "initial state 0",
+            "`initial_state` 0",
         ),
     ],
 )
