@@ -153,6 +153,13 @@ def _preview(values):
     return text if values.size <= 5 else text[:-1] + ", ...]"
 
 
+def _value_or_none(variable):
+    try:
+        return variable.value
+    except Exception:  # detached by a running JAX loop (its `_value` is None)
+        return None
+
+
 @contextlib.contextmanager
 def variables_kept_on_error(model):
     """Puts `model`'s variable values back if the block raises.
@@ -167,15 +174,13 @@ def variables_kept_on_error(model):
     is never rolled back.
     """
     variables = list(model.variables)
-    values = [v.value for v in variables]
+    values = [_value_or_none(v) for v in variables]
     try:
         yield
     except BaseException:
         restored = False
         for variable, value in zip(variables, values):
-            try:
-                variable.value  # noqa: B018 - raises once the value is detached
-            except Exception:
+            if value is not None and _value_or_none(variable) is None:
                 variable.assign(value)
                 restored = True
         if restored and hasattr(model, "_jax_state_synced"):
@@ -198,8 +203,10 @@ class CheckedTokenInputs:
     def check_inputs(self, x):
         raise NotImplementedError
 
-    def _check_all(self, x, y):
+    def _check_all(self, x, y, allow_none=True):
         if x is None:
+            if allow_none:
+                return  # e.g. `fit` evaluating its cached validation data
             raise ValueError(f"`x` must be the model's token ids. Received: x=None ({self.name}).")
         self.check_inputs(x)
         if y is not None:
@@ -209,12 +216,12 @@ class CheckedTokenInputs:
         return None
 
     def predict(self, x, *args, **kwargs):
-        self._check_all(x, None)
+        self._check_all(x, None, allow_none=False)
         with variables_kept_on_error(self):
             return super().predict(x, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        self._check_all(x, None)
+        self._check_all(x, None, allow_none=False)
         with variables_kept_on_error(self):
             return super().predict_on_batch(x)
 

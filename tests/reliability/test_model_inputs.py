@@ -467,3 +467,16 @@ def test_entity_f1_refuses_a_flat_tag_list():
     with pytest.raises(ValueError, match="list of tag sequences"):
         entity_f1(None, None)
     assert entity_f1([["B-PER", "O"]], [["B-PER", "O"]])["f1"] == 1.0
+
+
+def test_fit_checks_ids_and_still_validates():
+    model = TextClassifier(VOCAB, embedding_dim=4, units=3, seed=0)
+    model.compile("sgd", "binary_crossentropy")
+    ids = np.array([[1, 2, 3], [4, 5, 0]])
+    labels = np.array([[0.0], [1.0]])
+    with pytest.raises(ValueError, match=rf"in \[0, {VOCAB}\).*first is -1"):
+        model.fit(np.array([[1, -1, 3], [4, 5, 0]]), labels, verbose=0)
+    # Keras's own call of `evaluate` for the validation data (x=None, cached)
+    # goes through the checked `evaluate` too.
+    history = model.fit(ids, labels, validation_data=(ids, labels), epochs=2, verbose=0)
+    assert np.isfinite(history.history["val_loss"]).all()
