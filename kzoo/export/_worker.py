@@ -13,6 +13,7 @@ import numpy as np
 from kzoo.export import _tf_graph
 from kzoo.export.runtime import litert_interpreter, run_litert, run_onnx, run_saved_model
 from kzoo.export.tflite_ops import non_builtin_ops, tflite_ops
+from kzoo.utils.atomic_write import write_bytes
 
 
 def _directory_size(path):
@@ -83,8 +84,7 @@ def export(model, path, format, options):
         bad = non_builtin_ops(ops)
         if bad:
             raise RuntimeError(f"The converted model holds non-builtin ops {bad}; not written.")
-        with open(path, "wb") as f:
-            f.write(data)
+        write_bytes(path, data)
         info["size_bytes"] = len(data)
         info["ops"] = ops
     elif format == "onnx":

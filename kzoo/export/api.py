@@ -405,9 +405,16 @@ def _subprocess_export(model, model_path, jobs, timeout):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        completed = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        try:
+            completed = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(
+                f"The TensorFlow export subprocess ({SUBPROCESS_ROUTE}) did not finish within "
+                f"timeout={timeout} s and was stopped; nothing was written. Pass a larger "
+                "`timeout` for large models."
+            ) from error
         results = []
         for spec in specs:
             info = {}

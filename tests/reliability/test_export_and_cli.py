@@ -143,6 +143,18 @@ def test_accepted_targets_replace_their_files(rejected_export):
     assert kzoo.export.tflite_ops(litert)
 
 
+@needs_tensorflow
+def test_subprocess_timeout_is_reported_and_keeps_the_old_file(tmp_path):
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("under TensorFlow the export runs in-process, without a subprocess timeout")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"previous")
+    with pytest.raises(RuntimeError, match=r"did not finish within timeout=0.01 s"):
+        kzoo.export(models.gru_regressor(), str(path), timeout=0.01)
+    assert path.read_bytes() == b"previous"
+    assert leftovers(tmp_path) == []
+
+
 def test_export_refuses_unusable_targets(tmp_path):
     model = models.gru_regressor()
     (tmp_path / "folder.tflite").mkdir()
