@@ -190,8 +190,8 @@ def variables_kept_on_error(model):
         raise
 
 
-class CheckedTokenInputs:
-    """Mixin for `keras.Model` subclasses whose inputs are token ids.
+class CheckedInputs:
+    """Mixin for `keras.Model` subclasses that check their inputs on the host.
 
     `predict`, `predict_on_batch`, `evaluate`, `test_on_batch` and `fit`
     check concrete inputs with `check_inputs(x)` (and targets with
@@ -201,7 +201,7 @@ class CheckedTokenInputs:
     """
 
     def check_inputs(self, x):
-        raise NotImplementedError
+        return None
 
     def _check_all(self, x, y, allow_none=True):
         if x is None:
@@ -239,3 +239,11 @@ class CheckedTokenInputs:
         self._check_all(x, y)
         with variables_kept_on_error(self):
             return super().fit(x, y, *args, **kwargs)
+
+
+class CheckedTokenInputs(CheckedInputs):
+    """`CheckedInputs` for models on token ids: `check_inputs` refuses ids
+    outside the vocabulary (with `check_token_ids` / `check_id_matrix`)."""
+
+    def check_inputs(self, x):
+        raise NotImplementedError

@@ -19,7 +19,7 @@ import numpy as np
 
 from kzoo.api import kzoo_export
 from kzoo.layers import StackedRNN
-from kzoo.models._validation import check_number, check_seed, variables_kept_on_error
+from kzoo.models._validation import CheckedInputs, check_number, check_seed, concrete_numpy
 
 STRATEGIES = ("direct", "autoregressive")
 TRANSFORMS = (None, "log")
@@ -234,7 +234,7 @@ def mase(y_true, y_pred, train_series, season):
 
 
 @kzoo_export
-class Forecaster(keras.Model):
+class Forecaster(CheckedInputs, keras.Model):
     """Windowed recurrent forecaster with direct or autoregressive outputs.
 
     Values are transformed and scaled before the network sees them:
@@ -427,6 +427,21 @@ class Forecaster(keras.Model):
         y = self.scale(targets, ref)
         return x.astype("float32"), y.astype("float32")
 
+    def check_inputs(self, x):
+        """Concrete scaled windows (`predict`, `evaluate`, `fit`) must be
+        `(batch, window, 1 + num_covariates)` finite numbers."""
+        values = concrete_numpy(x)
+        if values is None:
+            return
+        expected = (self.window, 1 + self.num_covariates)
+        if values.ndim != 3 or values.shape[1:] != expected:
+            raise ValueError(
+                f"`x` must be scaled windows of shape (batch, {expected[0]}, {expected[1]}) "
+                f"(window, 1 + num_covariates). Received shape {values.shape}. "
+                "`forecast` takes raw histories."
+            )
+        _check_finite(values, "x")
+
     def _check_covariates_given(self, covariates):
         given = (
             0
@@ -502,14 +517,12 @@ class Forecaster(keras.Model):
         z = self.scale(past, ref)  # (batch, window)
         if self.strategy == "direct":
             x = np.concatenate([z[..., None], cov], axis=-1).astype("float32")
-            with variables_kept_on_error(self):
-                out = self.predict(x, batch_size=batch_size, verbose=0)
+            out = self.predict(x, batch_size=batch_size, verbose=0)
             return self.unscale(out, ref)
         steps = []
         for h in range(self.horizon):
             x = np.concatenate([z[..., None], cov], axis=-1).astype("float32")
-            with variables_kept_on_error(self):
-                step = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), "float64")
+            step = np.asarray(self.predict(x, batch_size=batch_size, verbose=0), "float64")
             steps.append(step[:, 0])
             if h + 1 < self.horizon:
                 z = np.concatenate([z[:, 1:], step], axis=1)  # the prediction becomes input

@@ -480,3 +480,14 @@ def test_fit_checks_ids_and_still_validates():
     # goes through the checked `evaluate` too.
     history = model.fit(ids, labels, validation_data=(ids, labels), epochs=2, verbose=0)
     assert np.isfinite(history.history["val_loss"]).all()
+
+
+def test_forecaster_predict_checks_its_windows():
+    model = Forecaster(4, 2, num_covariates=1, units=3, seed=0)
+    windows = np.zeros((2, 4, 2), "float32")
+    assert model.predict(windows, verbose=0).shape == (2, 2)
+    with pytest.raises(ValueError, match=r"shape \(batch, 4, 2\).*\(2, 4, 3\)"):
+        model.predict(np.zeros((2, 4, 3), "float32"), verbose=0)
+    windows[1, 2, 0] = np.nan  # would come out as a NaN forecast
+    with pytest.raises(ValueError, match=r"`x` contains 1 NaN.*\(1, 2, 0\)"):
+        model.predict(windows, verbose=0)
