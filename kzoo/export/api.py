@@ -701,8 +701,24 @@ def export(
             `0.05 * (1 + max |keras output|)` for quantized LiteRT.
         timeout: seconds allowed to the TensorFlow subprocess.
 
+    The export is written at a temporary path next to `path`, verified
+    there, and moved over `path` only when it passes: a failed, interrupted
+    or rejected export leaves the previous file (or folder) at `path` as it
+    was.
+
     Returns:
-        An `ExportReport` (sizes, op counts, measured difference).
+        An `ExportReport` (sizes, op counts, measured difference). A LiteRT
+        file with a fixed batch (`report.batch_size`) takes exactly that many
+        rows per call; `report.summary()` says so first.
+
+    Raises:
+        ValueError: bad arguments, a model without known inputs (the message
+            says what to export instead), or a damaged `.keras` file.
+        FileNotFoundError, IsADirectoryError, FileExistsError,
+            NotADirectoryError: an unusable `model` file or output `path`.
+        ExportVerificationError: the export differs from Keras beyond the
+            tolerance; nothing was written.
+        RuntimeError: the conversion failed (e.g. it would need Flex ops).
 
     Example:
 
