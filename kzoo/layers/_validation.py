@@ -19,3 +19,22 @@ def check_choice(value, choices, name):
             f"`{name}` must be one of {sorted(choices, key=str)}. Received: {name}={value!r}"
         )
     return value
+
+
+def check_mask_dtype(mask, layer_name):
+    """Refuses a mask that is neither boolean nor numeric, naming its dtype.
+
+    Runs before `Layer.__call__` converts the mask, whose own error for, say,
+    an array of strings does not say which argument was wrong.
+    """
+    dtype = getattr(mask, "dtype", None)
+    if mask is None or dtype is None:
+        return
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = name.replace("tf.", "").replace("torch.", "")
+    if name == "bool" or name.startswith(("int", "uint", "float", "bfloat")):
+        return
+    raise ValueError(
+        f"{layer_name}: `mask` must be a boolean (batch, time) tensor (True for valid "
+        f"steps). Received a mask of dtype {name}."
+    )

@@ -5,7 +5,7 @@ from keras import ops
 
 from kzoo import backend
 from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_choice
+from kzoo.layers._validation import check_choice, check_mask_dtype
 from kzoo.layers.rnn import RNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -122,6 +122,10 @@ class Bidirectional(keras.layers.Layer):
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.supports_masking = True
+
+    def __call__(self, *args, **kwargs):
+        check_mask_dtype(kwargs.get("mask"), self.name)
+        return super().__call__(*args, **kwargs)
 
     def build(self, sequences_shape, initial_state_shape=None):
         for layer in (self.forward_layer, self.backward_layer):

@@ -9,7 +9,7 @@ from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 from kzoo import backend
 from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_choice
+from kzoo.layers._validation import check_choice, check_mask_dtype
 from kzoo.layers.stacked_cells import (
     StackedRNNCells,
     initial_states,
@@ -113,6 +113,10 @@ class RNN(keras.layers.Layer):
         self.states = None
         self._cell_takes_training = "training" in inspect.signature(cell.call).parameters
 
+    def __call__(self, *args, **kwargs):
+        check_mask_dtype(kwargs.get("mask"), self.name)
+        return super().__call__(*args, **kwargs)
+
     @property
     def state_size(self):
         """The cell's state sizes as a list (nested per cell when stacked)."""
@@ -173,15 +177,7 @@ class RNN(keras.layers.Layer):
             return None
         if not hasattr(mask, "dtype") or not hasattr(mask, "shape"):
             mask = np.asarray(mask)
-        try:
-            dtype = keras.backend.standardize_dtype(mask.dtype)
-        except (ValueError, TypeError):
-            dtype = str(mask.dtype)
-        if dtype != "bool" and not dtype.startswith(("int", "uint", "float", "bfloat")):
-            raise ValueError(
-                f"{self.name}: `mask` must be a boolean (batch, time) tensor (True for valid "
-                f"steps). Received a mask of dtype {dtype}."
-            )
+        check_mask_dtype(mask, self.name)
         shape = tuple(mask.shape)
         expected = tuple(sequences.shape[:2])
         if len(shape) != 2 or any(
