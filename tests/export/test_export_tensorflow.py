@@ -214,3 +214,17 @@ def test_verification_catches_a_wrong_export(monkeypatch, tmp_path):
     model = models.gru_regressor()
     with pytest.raises(kzoo.export.ExportVerificationError, match="differs from the Keras model"):
         kzoo.export(model, str(tmp_path / "gru_savedmodel"), format="tf_saved_model")
+    assert not (tmp_path / "gru_savedmodel").exists()  # a rejected export is not written
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_fused_litert_refuses_another_batch_size(fused):
+    """The interpreter alone fails with `RESHAPE ... != ...`; kzoo names the fixed batch."""
+    assert (
+        fused.summary().splitlines()[1].startswith("  FIXED BATCH: every call must feed exactly 1")
+    )
+    ids = models.padded_ids(4, 10)
+    with pytest.raises(ValueError, match=r"fixed batch of 1 row\(s\).*but 4 row\(s\)"):
+        kzoo.export.run_litert(fused.path, {"ids": ids})
+    with pytest.raises(TypeError, match="takes int32 values"):
+        kzoo.export.run_litert(fused.path, {"ids": ids[:1].astype("float32")})
