@@ -292,16 +292,18 @@ def cudnn_params(spec):
     input and the recurrent biases.
     """
     gates = spec.gates
+    build = tf.sysconfig.get_build_info()
     blocks = tf.split(spec.kernel, gates, axis=1) + tf.split(spec.recurrent_kernel, gates, axis=1)
+    order = None
     if spec.kind == "lstm":
         biases = tf.split(tf.concat([tf.zeros_like(spec.bias), spec.bias], 0), 8)
-        if tf.sysconfig.get_build_info().get("is_rocm_build", False):
+        if build.get("is_rocm_build", False):
             order = (0, 1, 3, 2, 4, 5, 7, 6)  # MIOpen: i, f, o, c
-            blocks = [blocks[k] for k in order]
-            biases = [biases[k] for k in order]
     else:
         biases = tf.split(tf.reshape(spec.bias, [-1]), 6)
-        order = (1, 0, 2, 4, 3, 5)  # (z, r, h) -> (r, z, h) on both sides
+        if build.get("is_cuda_build", False):
+            order = (1, 0, 2, 4, 3, 5)  # (z, r, h) -> cuDNN's (r, z, h), both sides
+    if order is not None:
         blocks = [blocks[k] for k in order]
         biases = [biases[k] for k in order]
     flat = [tf.reshape(tf.transpose(w), [-1]) for w in blocks] + [
