@@ -127,6 +127,7 @@ class RNN(keras.layers.Layer):
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_rank(sequences_shape)
+        self._check_unroll(sequences_shape)
         if isinstance(self.cell, keras.layers.Layer) and not self.cell.built:
             self.cell.build((sequences_shape[0], *sequences_shape[2:]))
         if self.stateful and self.states is None:
@@ -147,6 +148,14 @@ class RNN(keras.layers.Layer):
                 for i, n in enumerate(self._flat_sizes())
             ]
             self.states = keras.tree.pack_sequence_as(self.state_size, variables)
+
+    def _check_unroll(self, shape):
+        if self.unroll and shape[1] is None:
+            raise ValueError(
+                f"{self.name}: `unroll=True` needs a known number of time steps; give the "
+                "input layer a `shape` with the time dimension. Received: "
+                f"sequences.shape={tuple(shape)}"
+            )
 
     def _check_rank(self, shape):
         if len(shape) != 3:
@@ -224,12 +233,7 @@ class RNN(keras.layers.Layer):
         self._check_rank(sequences.shape)
         if sequences.shape[1] == 0:
             raise ValueError(f"{self.name} received a sequence with zero time steps.")
-        if self.unroll and sequences.shape[1] is None:
-            raise ValueError(
-                f"{self.name}: `unroll=True` needs a known number of time steps; give the "
-                "input layer a `shape` with the time dimension. Received: "
-                f"sequences.shape={tuple(sequences.shape)}"
-            )
+        self._check_unroll(sequences.shape)
         built_features = getattr(self.cell, "input_dim", None)
         features = sequences.shape[-1]
         if built_features is not None and features is not None and features != built_features:
@@ -377,10 +381,19 @@ class RNN(keras.layers.Layer):
         (`cell.fused_spec(training, use_cudnn)`); any other cell runs the
         generic loop.
         """
+        use_cudnn = getattr(self, "use_cudnn", "auto")
         describe = getattr(self.cell, "fused_spec", None)
-        if describe is None:
-            return None
-        return describe(training=bool(training), use_cudnn=getattr(self, "use_cudnn", "auto"))
+        spec = None if describe is None else describe(training=bool(training), use_cudnn=use_cudnn)
+        if spec is None and use_cudnn is True:
+            # As keras.layers.LSTM/GRU: True insists on cuDNN, and no cuDNN
+            # kernel computes this cell (e.g. recurrent dropout, layer norm).
+            raise ValueError(
+                f"{self.name}: use_cudnn=True was specified, but cuDNN cannot run this "
+                "layer's configuration (recurrent dropout while training, layer norm or "
+                "another activation). Pass use_cudnn='auto' to fall back to a non-cuDNN "
+                "implementation."
+            )
+        return spec
 
     def fused_call_inputs(self, sequences, initial_state=None, mask=None, training=False):
         """What a whole-sequence kernel needs to run a call of this layer.

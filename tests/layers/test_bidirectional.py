@@ -84,3 +84,56 @@ def test_bad_arguments():
         kzoo.layers.Bidirectional(keras.layers.Dense(3))
     with pytest.raises(ValueError, match="go_backwards"):
         kzoo.layers.Bidirectional(kzoo.layers.LSTM(3), backward_layer=kzoo.layers.LSTM(3))
+
+
+def test_wrapping_one_layer_twice_shares_no_weights():
+    x = np.random.default_rng(4).normal(size=(2, 5, 3)).astype("float32")
+    inner = kzoo.layers.GRU(4)
+    first, second = kzoo.layers.Bidirectional(inner), kzoo.layers.Bidirectional(inner)
+    first(x), second(x)
+    ids = {id(w) for w in first.weights}
+    assert not ids & {id(w) for w in second.weights}
+    assert not ids & {id(w) for w in inner.weights}
+    before = to_numpy(second(x))
+    first.set_weights([np.zeros_like(w) for w in first.get_weights()])
+    assert_close(second(x), before)
+    assert first.forward_layer.name.startswith("forward_")
+    assert first.backward_layer.name.startswith("backward_")
+
+
+def test_built_layer_hands_its_weights_to_the_forward_copy():
+    x = np.random.default_rng(5).normal(size=(2, 5, 3)).astype("float32")
+    inner = kzoo.layers.LSTM(4, return_sequences=True)
+    expected = to_numpy(inner(x))
+    bi = kzoo.layers.Bidirectional(inner, merge_mode=None)
+    forward, _ = bi(x)
+    assert_close(forward, expected)
+
+
+def test_weights_argument_and_states():
+    x = np.random.default_rng(6).normal(size=(2, 5, 3)).astype("float32")
+    source = kzoo.layers.Bidirectional(kzoo.layers.LSTM(3))
+    expected = to_numpy(source(x))
+    copy = kzoo.layers.Bidirectional(kzoo.layers.LSTM(3), weights=source.get_weights())
+    assert_close(copy(x), expected)
+    with pytest.raises(ValueError, match="even count"):
+        kzoo.layers.Bidirectional(kzoo.layers.LSTM(3), weights=source.get_weights()[:5])
+    stateful = kzoo.layers.Bidirectional(kzoo.layers.LSTM(3, stateful=True))
+    first = to_numpy(stateful(x))
+    assert len(stateful.states) == 4
+    assert not np.allclose(to_numpy(stateful(x)), first)  # carried over
+    stateful.reset_state()
+    assert all(np.all(to_numpy(s) == 0) for s in stateful.states)
+    assert_close(stateful(x), first)
+    assert kzoo.layers.Bidirectional(kzoo.layers.LSTM(3)).states is None
+    with pytest.raises(AttributeError, match="stateful"):
+        kzoo.layers.Bidirectional(kzoo.layers.LSTM(3)).reset_states()
+
+
+def test_own_dtype_policy():
+    x = np.random.default_rng(7).normal(size=(2, 5, 3)).astype("float32")
+    bi = kzoo.layers.Bidirectional(
+        kzoo.layers.SimpleRNN(4, return_state=True), dtype="mixed_float16"
+    )
+    for tensor in bi(x):
+        assert keras.backend.standardize_dtype(tensor.dtype) == "float16"

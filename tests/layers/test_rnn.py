@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 import kzoo
 from tests.harness import assert_close, run_layer_test, to_numpy, weights_by_name
@@ -209,3 +210,132 @@ def test_weights_by_name_matches_keras_names():
     layer = kzoo.layers.LSTM(3)
     layer.build((None, None, 2))
     assert list(weights_by_name(layer)) == ["kernel", "recurrent_kernel", "bias"]
+
+
+class _RecordingCell(keras.layers.Layer):
+    """A user cell without `output_size`: h = x W + h U; records its input dtypes."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.seen_dtypes = set()
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="rk")
+
+    def call(self, inputs, states):
+        self.seen_dtypes.add(keras.backend.standardize_dtype(inputs.dtype))
+        h = ops.matmul(inputs, self.kernel) + ops.matmul(states[0], self.recurrent_kernel)
+        return h, [h]
+
+
+def test_mixed_precision_loops_in_the_cells_dtype():
+    x = np.random.default_rng(6).normal(size=(2, 4, 3)).astype("float32")
+    # The layer computes in float16, the user cell in float32: the loop runs
+    # in float32 and the outputs come back in float16.
+    cell = _RecordingCell(5)
+    layer = kzoo.layers.RNN(cell, return_state=True, dtype="mixed_float16")
+    output, state = layer(x)
+    assert cell.seen_dtypes == {"float32"}
+    assert keras.backend.standardize_dtype(output.dtype) == "float16"
+    assert keras.backend.standardize_dtype(state.dtype) == "float16"
+    reference = kzoo.layers.RNN(_RecordingCell(5))
+    reference.build(x.shape)
+    reference.set_weights(layer.get_weights())
+    # float16 outputs: compared at half precision (not with assert_close,
+    # whose largest-difference report is about float32 paths).
+    np.testing.assert_allclose(
+        to_numpy(ops.cast(output, "float32")), to_numpy(reference(x)), rtol=2e-3, atol=2e-3
+    )
+    # A kzoo layer with a mixed policy: float32 weights, float16 loop and outputs.
+    lstm = kzoo.layers.LSTM(5, dtype="mixed_float16", return_sequences=True)
+    out = lstm(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float16"
+    assert {keras.backend.standardize_dtype(w.dtype) for w in lstm.weights} == {"float32"}
+    plain = kzoo.layers.LSTM(5, return_sequences=True)
+    plain.build(x.shape)
+    plain.set_weights(lstm.get_weights())
+    np.testing.assert_allclose(
+        to_numpy(ops.cast(out, "float32")), to_numpy(plain(x)), rtol=1e-2, atol=1e-2
+    )
+
+
+class _KerasDropoutCell(keras.layers.Layer, DropoutRNNCell):
+    """A cell on Keras's DropoutRNNCell protocol (masks from get_dropout_mask)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.dropout = 0.5
+        self.recurrent_dropout = 0.5
+        self.seed_generator = keras.random.SeedGenerator(7)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+
+    def call(self, inputs, states, training=False):
+        if training:
+            inputs = inputs * self.get_dropout_mask(inputs)
+        h = ops.matmul(inputs, self.kernel) + states[0]
+        if training:
+            h = h * self.get_recurrent_dropout_mask(states[0])
+        return h, [h]
+
+
+def test_dropout_rnn_cell_gets_fresh_masks_per_call():
+    x = np.ones((4, 3, 6), "float32")
+    layer = kzoo.layers.RNN(_KerasDropoutCell(8), return_sequences=True)
+    first = to_numpy(layer(x, training=True))
+    second = to_numpy(layer(x, training=True))
+    assert not np.allclose(first, second), "the first call's masks were reused"
+    assert np.allclose(to_numpy(layer(x)), to_numpy(layer(x)))
+    # Compiled training steps (jax.jit, tf.function) must not leak the mask.
+    model = keras.Sequential([keras.Input((3, 6)), layer, keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    history = model.fit(x, np.zeros((4, 3, 1)), epochs=2, batch_size=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_unroll_and_zero_output_for_mask():
+    x = np.random.default_rng(8).normal(size=(2, 4, 3)).astype("float32")
+    mask = np.array([[True, True, True, False], [True, True, False, False]])
+    layer = kzoo.layers.GRU(3, return_sequences=True)
+    layer.build(x.shape)
+    zeroed = kzoo.layers.GRU(3, return_sequences=True, zero_output_for_mask=True, unroll=True)
+    zeroed.build(x.shape)
+    zeroed.set_weights(layer.get_weights())
+    repeated, zeros = to_numpy(layer(x, mask=mask)), to_numpy(zeroed(x, mask=mask))
+    assert_close(zeros[mask], repeated[mask])
+    assert np.all(zeros[~mask] == 0) and not np.all(repeated[~mask] == 0)
+    config = zeroed.get_config()
+    assert config["unroll"] is True and config["zero_output_for_mask"] is True
+    revived = kzoo.layers.GRU.from_config(config)
+    revived.build(x.shape)
+    revived.set_weights(layer.get_weights())
+    assert_close(revived(x, mask=mask), zeros)
+    inputs = keras.Input((None, 3))
+    with pytest.raises(ValueError, match="unroll"):
+        kzoo.layers.LSTM(3, unroll=True)(inputs)
+
+
+def test_keras_arguments_use_cudnn_implementation_reset_state():
+    x = np.random.default_rng(9).normal(size=(2, 4, 3)).astype("float32")
+    for use_cudnn in ("auto", False):
+        assert kzoo.layers.LSTM(3, use_cudnn=use_cudnn)(x).shape == (2, 3)
+    with pytest.raises(ValueError, match="use_cudnn"):
+        kzoo.layers.GRU(3, use_cudnn="yes")
+    assert not hasattr(kzoo.layers.SimpleRNN(3), "use_cudnn")
+    # No cuDNN kernel has recurrent dropout: True is refused, as in Keras.
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        kzoo.layers.LSTM(3, use_cudnn=True, recurrent_dropout=0.2)(x, training=True)
+    config = kzoo.layers.GRU(3).get_config()
+    config["implementation"] = 1
+    assert kzoo.layers.GRU.from_config(config).cell.implementation == 1
+    layer = kzoo.layers.SimpleRNN(3, stateful=True)
+    layer(x)
+    assert np.any(to_numpy(layer.states[0]) != 0)
+    layer.reset_state()
+    assert np.all(to_numpy(layer.states[0]) == 0)
