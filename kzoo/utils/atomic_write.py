@@ -24,9 +24,20 @@ import time
 STALE_SECONDS = 600
 
 
+# Suffixes of two parts that savers insist on (`save_weights` wants `.weights.h5`).
+_DOUBLE_SUFFIXES = (".weights.h5", ".weights.json", ".tar.gz")
+
+
+def _split_name(name):
+    for suffix in _DOUBLE_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], suffix
+    return os.path.splitext(name)
+
+
 def _temporary_sibling(path):
     folder, name = os.path.split(os.path.abspath(path))
-    stem, suffix = os.path.splitext(name)
+    stem, suffix = _split_name(name)
     # The suffix is kept: `model.save` insists on `.keras`, h5py on nothing.
     return os.path.join(folder, f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
@@ -44,7 +55,7 @@ def _process_alive(pid):
 def _remove_stale_temporaries(path):
     """Removes the temporary files of earlier writes to `path` that were killed."""
     folder, name = os.path.split(os.path.abspath(path))
-    stem, suffix = os.path.splitext(name)
+    stem, suffix = _split_name(name)
     pattern = re.compile(rf"\.{re.escape(stem)}\.tmp-(\d+)-[0-9a-f]{{8}}{re.escape(suffix)}\Z")
     try:
         entries = os.listdir(folder)

@@ -287,3 +287,16 @@ def test_check_writable_folder(tmp_path):
         locked.mkdir(mode=0o500)
         with pytest.raises(PermissionError, match="locked"):
             check_writable_folder(locked / "model.keras")
+
+
+def test_weights_files_keep_the_suffix_keras_insists_on(tmp_path):
+    model = small_model()
+    path = tmp_path / "model.weights.h5"
+    with atomic_path(path) as tmp:
+        assert tmp.endswith(".weights.h5")
+        model.save_weights(tmp)
+    restored = small_model()
+    restored.load_weights(path)
+    for a, b in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    assert leftovers(tmp_path) == []
