@@ -164,6 +164,8 @@ def parse_args(argv=None):
         "(e.g. --set spatial_dropout=0.4 --set pooling='[\"max\"]')",
     )
     args = p.parse_args(argv)
+    if args.data_path is not None and not os.path.exists(args.data_path):
+        p.error(f"argument --data-path: not found: {args.data_path!r}")
     config = dict(SETTINGS, cell=args.cell, seed=args.seed)
     if args.quick:
         config.update(QUICK)

@@ -59,6 +59,8 @@ def parse_args(argv=None):
         "--test-size", type=int_range(1), default=None, help="score on the first N reviews"
     )
     args = p.parse_args(argv)
+    if args.data_path is not None and not os.path.exists(args.data_path):
+        p.error(f"argument --data-path: not found: {args.data_path!r}")
     if len(args.members) < 2:
         p.error("an ensemble needs at least two member files")
     for path in args.members:

@@ -164,3 +164,10 @@ def test_explicit_values_win_over_quick(recipes, tmp_path):
     imdb = recipes("imdb.py")
     _, config, _ = imdb.parse_args([*out, "--quick", "--epochs", "2", "--set", "units=5"])
     assert (config["epochs"], config["units"]) == (2, 5)
+
+
+@pytest.mark.parametrize("script", ["imdb.py", "imdb_ensemble.py"])
+def test_missing_data_path_is_found_when_parsing(recipes, script, tmp_path, capsys):
+    argv = base_args(script, tmp_path) + ["--data-path", str(tmp_path / "nowhere.tar.gz")]
+    message = parse_error(recipes(script), argv, capsys)
+    assert "argument --data-path" in message and "nowhere.tar.gz" in message, message
