@@ -14,12 +14,22 @@ penalty, no n-best output and reorders every cache entry at every step,
 including an encoder memory that is the same for all beams of a sentence.
 """
 
+import math
+
 import keras
 from keras import ops
 
 from kzoo.api import kzoo_export
 
 _NEG = -1e9  # a finite "minus infinity": keeps top_k and sums free of NaN
+
+
+def _check_id(value, name, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        expected = "an int >= 0 or None" if allow_none else "an int >= 0"
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
 
 
 def gnmt_length_penalty(lengths, alpha):
@@ -78,6 +88,9 @@ def greedy_search(next, prompt, cache=None, index=1, end_token_id=None, pad_toke
         `(batch, max_length)` int tokens.
     """
     from kzoo.generation.samplers import keras_hub_samplers
+
+    _check_id(end_token_id, "end_token_id", allow_none=True)
+    _check_id(pad_token_id, "pad_token_id")
 
     GreedySampler = keras_hub_samplers().GreedySampler
     prompt = ops.convert_to_tensor(prompt, "int32")
@@ -159,11 +172,18 @@ class BeamSearch:
                 "`num_results` must be an integer in [1, beam_width="
                 f"{beam_width}]. Received: num_results={num_results!r}"
             )
-        if not isinstance(length_penalty, (int, float)) or length_penalty < 0:
+        if (
+            isinstance(length_penalty, bool)
+            or not isinstance(length_penalty, (int, float))
+            or not math.isfinite(length_penalty)
+            or length_penalty < 0
+        ):
             raise ValueError(
                 "`length_penalty` (GNMT alpha) must be a number >= 0. Received: "
                 f"length_penalty={length_penalty!r}"
             )
+        for name, value in (("end_token_id", end_token_id), ("pad_token_id", pad_token_id)):
+            _check_id(value, name, allow_none=name == "end_token_id")
         self.beam_width = beam_width
         self.length_penalty = float(length_penalty)
         self.num_results = num_results

@@ -90,7 +90,7 @@ class TiedEmbedding(keras.layers.Layer):
         self.input_dim = check_units(input_dim, "input_dim")
         self.output_dim = check_units(output_dim, "output_dim")
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.use_output_bias = use_output_bias
+        self.use_output_bias = check_bool(use_output_bias, "use_output_bias")
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(

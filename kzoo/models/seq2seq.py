@@ -60,6 +60,10 @@ class MaskedSequenceLoss(keras.losses.Loss):
 
     def __init__(self, pad_token_id=0, name="masked_sequence_loss", **kwargs):
         super().__init__(name=name, **kwargs)
+        if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int):
+            raise ValueError(
+                f"`pad_token_id` must be an int. Received: pad_token_id={pad_token_id!r}"
+            )
         self.pad_token_id = pad_token_id
 
     def call(self, y_true, y_pred):

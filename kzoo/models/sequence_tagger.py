@@ -228,7 +228,7 @@ class UnknownWordDropout(keras.layers.Layer):
     def __init__(self, rate, unknown_id=UNK, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = _check_rate(rate, "rate")
-        self.unknown_id = int(unknown_id)
+        self.unknown_id = _check_positive(unknown_id, "unknown_id", allow_zero=True)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

@@ -17,14 +17,18 @@ from kzoo.layers import CRF, AttentionDecoderCell, BahdanauAttention, LSTMCell, 
 from kzoo.metrics.ner import entity_f1
 from kzoo.models import (
     AttentionPooling1D,
+    BeamSearch,
     Forecaster,
     GlobalMaskedAveragePooling1D,
     GlobalMaskedMaxPooling1D,
     LanguageModel,
+    MaskedSequenceLoss,
     Seq2Seq,
     SequenceTagger,
     TextClassifier,
     TextPipeline,
+    TiedEmbedding,
+    UnknownWordDropout,
     WordTokenizer,
 )
 
@@ -370,6 +374,12 @@ def test_forecaster_works_after_a_rejected_forecast():
         (lambda: SequenceTagger(["a"], ["O"], ["a"], lowercase="yes"), "lowercase"),
         (lambda: SequenceTagger(["a"], ["O"], ["a"], dropout="0.5"), "dropout"),
         (lambda: SequenceTagger(["a"], ["O"], ["a"], seed="0"), "seed"),
+        (lambda: UnknownWordDropout(0.1, unknown_id="x"), "unknown_id"),
+        (lambda: TiedEmbedding(4, 3, use_output_bias="no"), "use_output_bias"),
+        (lambda: BeamSearch(2, end_token_id="2"), "end_token_id"),
+        (lambda: BeamSearch(2, pad_token_id=-1), "pad_token_id"),
+        (lambda: BeamSearch(2, length_penalty=float("nan")), "length_penalty"),
+        (lambda: MaskedSequenceLoss(pad_token_id="0"), "pad_token_id"),
     ],
 )
 def test_model_constructors_name_a_bad_argument(build, name):
