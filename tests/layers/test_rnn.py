@@ -81,7 +81,7 @@ def test_stacked_cells_take_nested_or_flat_initial_state():
     zeros = layer(x)
     assert len(nested) == 3 and len(nested[1]) == 2 and len(nested[2]) == 2
     for a, b in zip(keras.tree.flatten(nested), keras.tree.flatten(flat)):
-        assert_close(a, b)
+        assert_close(a, to_numpy(b))
     assert not np.allclose(to_numpy(nested[0]), to_numpy(zeros[0]))
     with pytest.raises(ValueError, match="4 state"):
         layer(x, initial_state=[[h1, c1], [h2]])
