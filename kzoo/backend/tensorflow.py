@@ -275,6 +275,18 @@ def device_type(tensor):
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
+def _in_xla_context():
+    """Whether the graph being built is XLA-compiled (`jit_compile=True`),
+    where the cuDNN op cannot run; the fused loops compile there instead."""
+    if tf.executing_eagerly():
+        return False
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - TensorFlow moved it
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def _right_padded(mask):
     """Scalar bool tensor: every row of `mask` is valid steps then padding."""
     mask = tf.cast(mask, tf.bool)
@@ -367,7 +379,8 @@ def _choose(spec, sequences, mask):
     """`"cudnn"` or `"fused"`; `NotImplementedError` where neither runs."""
     if spec.state_mask is not None:
         raise NotImplementedError("recurrent dropout has no fused kernel")
-    choice = kernel_choice(spec.use_cudnn, device_type(sequences), cudnn_compatible(spec))
+    compatible = cudnn_compatible(spec) and not _in_xla_context()
+    choice = kernel_choice(spec.use_cudnn, device_type(sequences), compatible)
     check_dtype(spec, sequences, choice)
     return choice
 

@@ -237,6 +237,27 @@ def test_tensorflow_device_type_reads_the_placement():
     assert tf_backend.device_type(keras.ops.ones((1,))) == "cpu"  # this machine has no GPU
 
 
+def test_tensorflow_xla_graphs_take_no_cudnn():
+    """cuDNN's op does not compile with XLA (`jit_compile=True`): there the
+    backend counts cuDNN as incompatible and runs its own loops."""
+    if BACKEND != "tensorflow":
+        pytest.skip("TensorFlow's XLA contexts")
+    import tensorflow as tf
+
+    from kzoo.backend import tensorflow as tf_backend
+
+    seen = {}
+
+    def probe(x, name):
+        seen[name] = tf_backend._in_xla_context()
+        return x
+
+    tf.function(lambda x: probe(x, "xla"), jit_compile=True)(tf.ones(1))
+    tf.function(lambda x: probe(x, "graph"))(tf.ones(1))
+    assert seen == {"xla": True, "graph": False}
+    assert not tf_backend._in_xla_context()
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_tensorflow_cudnn_params_have_keras_layout(kind):
     """The flat CudnnRNNV3 parameters are those Keras's TF backend builds."""
