@@ -475,6 +475,7 @@ def _plan(
     if verify:
         if sample_inputs is not None:
             inputs = [np.asarray(x) for x in keras.tree.flatten(sample_inputs)]
+            _check_sample_inputs(model, inputs, options)
         else:
             block = options["batch_size"] or 4
             rows = block * math.ceil(4 / block)
@@ -493,6 +494,34 @@ def _plan(
         "inputs": inputs,
         "atol": atol,
     }
+
+
+def _check_sample_inputs(model, inputs, options):
+    """Refuses verification inputs that do not fit the model, before anything is converted."""
+    names = [x.name for x in model.inputs]
+    if len(inputs) != len(names):
+        raise ValueError(
+            f"`sample_inputs` must hold one array per model input ({len(names)}: {names}); "
+            f"received {len(inputs)}."
+        )
+    for name, x, array in zip(names, model.inputs, inputs):
+        if array.ndim != len(x.shape) or array.ndim == 0 or array.shape[0] == 0:
+            raise ValueError(
+                f"`sample_inputs` for input {name!r} must have shape {tuple(x.shape)} with at "
+                f"least one row; received shape {array.shape}."
+            )
+        if array.shape[0] != inputs[0].shape[0]:
+            raise ValueError(
+                f"Every `sample_inputs` array needs the same number of rows; {name!r} has "
+                f"{array.shape[0]}, the first {inputs[0].shape[0]}."
+            )
+    length = options["chunk_length"]
+    if options["streaming"] and (inputs[0].ndim < 2 or inputs[0].shape[1] % length):
+        raise ValueError(
+            f"A streaming export is verified chunk by chunk: the `sample_inputs` time "
+            f"dimension must be a multiple of chunk_length={length}; received shape "
+            f"{inputs[0].shape}."
+        )
 
 
 def _run(model, model_path, plans, timeout):

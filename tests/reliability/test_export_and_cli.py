@@ -182,6 +182,24 @@ def test_export_refuses_unusable_targets(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_export_refuses_sample_inputs_that_do_not_fit(tmp_path):
+    model = models.gru_regressor()
+    x = np.zeros((4, 6, 3), "float32")
+    cases = [
+        ([x, x], "one array per model input"),
+        ([x[:0]], "at least one row"),
+        ([x[0]], r"must have shape \(None, None, 3\)"),
+    ]
+    for sample_inputs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            kzoo.export(model, str(tmp_path / "m.onnx"), sample_inputs=sample_inputs)
+    ids = np.ones((2, 5), "int32")
+    with pytest.raises(ValueError, match="multiple of chunk_length=2"):
+        kzoo.export(models.language_model(), str(tmp_path / "s.tflite"), streaming=True,
+                    chunk_length=2, sample_inputs=[ids])  # fmt: skip
+    assert os.listdir(tmp_path) == []
+
+
 # --- what can be exported --------------------------------------------------------
 
 
