@@ -532,6 +532,32 @@ class CRFTagger(keras.Model):
         emissions = self.backbone(inputs, training=training)
         return self.crf(emissions, training=training)
 
+    def _check_tags(self, y):
+        # Inside the compiled train step the tags are symbolic and a float
+        # 1.5 would be cast to 1 unseen; concrete ones are checked first.
+        values = _concrete_numpy(y)
+        if values is None or values.size == 0:
+            return
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"`y` must hold integer tag ids. Received dtype {values.dtype}.")
+        if values.dtype.kind == "f":
+            fractional = values[~(np.isfinite(values) & (values == np.round(values)))]
+            if fractional.size:
+                raise ValueError(
+                    "`y` must hold integer tag ids (whole numbers). Received non-integer "
+                    f"values {fractional[:10].tolist()}."
+                )
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        if y is not None:
+            self._check_tags(y)
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if y is not None:
+            self._check_tags(y)
+        return super().evaluate(x, y, *args, **kwargs)
+
     def compile(self, optimizer="rmsprop", loss=None, **kwargs):
         if loss is not None:
             raise ValueError(

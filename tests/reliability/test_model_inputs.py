@@ -13,7 +13,14 @@ import pytest
 from keras import ops
 
 from kzoo.generation import decode, get_sampler
-from kzoo.layers import CRF, AttentionDecoderCell, BahdanauAttention, LSTMCell, LuongAttention
+from kzoo.layers import (
+    CRF,
+    AttentionDecoderCell,
+    BahdanauAttention,
+    CRFTagger,
+    LSTMCell,
+    LuongAttention,
+)
 from kzoo.metrics.ner import entity_f1
 from kzoo.models import (
     AttentionPooling1D,
@@ -501,3 +508,31 @@ def test_forecaster_predict_checks_its_windows():
     windows[1, 2, 0] = np.nan  # would come out as a NaN forecast
     with pytest.raises(ValueError, match=r"`x` contains 1 NaN.*\(1, 2, 0\)"):
         model.predict(windows, verbose=0)
+
+
+def test_taggers_refuse_fractional_tags_in_fit():
+    emissions_model = keras.Sequential(
+        [keras.layers.Embedding(6, 3, mask_zero=True), keras.layers.Dense(3)]
+    )
+    crf_tagger = CRFTagger(emissions_model, CRF(3))
+    crf_tagger.compile("sgd")
+    ids = np.array([[1, 2, 3], [4, 5, 0]])
+    with pytest.raises(ValueError, match=r"integer tag ids.*1\.5"):
+        crf_tagger.fit(ids, np.array([[0.0, 1.5, 2.0], [1.0, 1.0, 0.0]]), verbose=0)
+    crf_tagger.fit(ids, np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 0.0]]), verbose=0)
+
+    tagger = SequenceTagger(
+        ["eu"],
+        ["O", "B-ORG"],
+        ["e"],
+        word_dim=2,
+        char_encoder=None,
+        casing_dim=2,
+        lstm_units=2,
+        decoder="softmax",
+        seed=0,
+    )
+    tagger.compile("sgd")
+    x = tagger.encode(["eu eu"])
+    with pytest.raises(ValueError, match=r"y \(tag ids\).*integer token ids"):
+        tagger.fit(x, np.array([[0.0, 0.5] + [0.0] * 6]), verbose=0)
