@@ -772,7 +772,8 @@ class SequenceTagger(CheckedTokenInputs, keras.Model):
 
         Args:
             x: a string or a list of sentences (whitespace-tokenized strings
-                or token lists), or encoded inputs (`encode` output, a dict).
+                or token lists), or encoded inputs (`encode` output, a dict;
+                ids outside a vocabulary raise a `ValueError`).
             batch_size: sentences per batch (default 32).
             verbose, steps, callbacks: as in `keras.Model.predict` (encoded
                 inputs only).
