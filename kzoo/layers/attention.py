@@ -15,6 +15,7 @@ step should do.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from kzoo.api import kzoo_export
@@ -67,7 +68,13 @@ def masked_softmax(scores, mask=None, axis=-1):
 
 
 def _shape_of(x):
-    return tuple(None if d is None else int(d) for d in x.shape)
+    # Symbolic dimensions (JAX traces a functional model with `None` axes as
+    # symbols) are unknown here: `None`, as in a Keras shape.
+    return tuple(_known_dim(d) for d in x.shape)
+
+
+def _known_dim(d):
+    return int(d) if isinstance(d, (int, np.integer)) else None
 
 
 def _check_units(units, name="units"):
