@@ -324,13 +324,15 @@ def cudnn_params(spec):
     return tf.concat(flat, axis=0)
 
 
-def _run_cudnn(spec, sequences, initial_states, mask, go_backwards):
+def _run_cudnn(spec, sequences, initial_states, mask, go_backwards, op=None):
     """One direction on `CudnnRNNV3`, with Keras's masking semantics.
 
     Batch-major call with per-row lengths (the whole length without a mask).
     Returns `(last_output, outputs, final_states)`; the outputs are in
-    processing order as `fused_rnn` returns them.
+    processing order as `fused_rnn` returns them. `op` replaces
+    `tf.raw_ops.CudnnRNNV3` (tests pass a CPU emulation).
     """
+    op = op if op is not None else tf.raw_ops.CudnnRNNV3
     xs = sequences
     if spec.input_mask is not None:
         xs = xs * spec.input_mask[:, None, :]
@@ -345,7 +347,7 @@ def _run_cudnn(spec, sequences, initial_states, mask, go_backwards):
     if go_backwards:
         xs = tf.reverse_sequence(xs, run_lengths, seq_axis=1, batch_axis=0)
     init = [s[:, None, :] for s in initial_states]  # (batch, layers, h) batch-major
-    outputs, h, c, _, _ = tf.raw_ops.CudnnRNNV3(
+    outputs, h, c, _, _ = op(
         input=xs,
         input_h=init[0],
         input_c=init[1] if spec.kind == "lstm" else 0,

@@ -294,6 +294,80 @@ def test_tensorflow_cudnn_params_have_keras_layout(kind):
     np.testing.assert_array_equal(tf_backend.cudnn_params(spec).numpy(), expected.numpy())
 
 
+def _emulated_cudnn_rnn(input, input_h, input_c, params, rnn_mode, sequence_lengths, **kwargs):
+    """`CudnnRNNV3` (batch-major, one layer) in TensorFlow ops on the CPU, from
+    cuDNN's documented parameter layout: per-gate input matrices `(h, d)`,
+    recurrent matrices `(h, h)`, then input and recurrent biases; LSTM gates
+    i, f, g, o; GRU gates r, z, n with the reset gate after the recurrent
+    product. Outputs past a row's length are zeros; the final states are
+    those at its last valid step."""
+    import tensorflow as tf
+
+    gates = 4 if rnn_mode == "lstm" else 3
+    batch, steps, features = input.shape
+    units = input_h.shape[-1]
+    sizes = [units * features] * gates + [units * units] * gates + [units] * (2 * gates)
+    pieces = tf.split(params, sizes)
+    w = [tf.reshape(p, (units, features)) for p in pieces[:gates]]
+    r = [tf.reshape(p, (units, units)) for p in pieces[gates : 2 * gates]]
+    bw, br = pieces[2 * gates : 3 * gates], pieces[3 * gates :]
+    h, c = input_h[:, 0], (input_c[:, 0] if rnn_mode == "lstm" else None)
+    outputs = []
+    for t in range(steps):
+        x = input[:, t]
+        xs = [tf.matmul(x, w[k], transpose_b=True) + bw[k] for k in range(gates)]
+        hs = [tf.matmul(h, r[k], transpose_b=True) + br[k] for k in range(gates)]
+        if rnn_mode == "lstm":
+            i, f, g, o = (xs[k] + hs[k] for k in range(4))
+            c_new = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h_new = tf.sigmoid(o) * tf.tanh(c_new)
+        else:
+            reset = tf.sigmoid(xs[0] + hs[0])
+            update = tf.sigmoid(xs[1] + hs[1])
+            n = tf.tanh(xs[2] + reset * hs[2])
+            h_new, c_new = (1 - update) * n + update * h, None
+        valid = (t < sequence_lengths)[:, None]
+        h = tf.where(valid, h_new, h)
+        c = tf.where(valid, c_new, c) if c is not None else None
+        outputs.append(tf.where(valid, h_new, tf.zeros_like(h_new)))
+    c_out = c[:, None] if c is not None else tf.zeros_like(input_h)
+    return tf.stack(outputs, 1), h[:, None], c_out, None, None
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forward", "backward"])
+@pytest.mark.parametrize("mask_name", ["none", "right"])
+def test_tensorflow_cudnn_path_matches_the_loops(kind, go_backwards, mask_name):
+    """The cuDNN path's weight packing and its Keras masking semantics (the
+    last valid output repeated, zeros first going backwards, empty rows),
+    with the op emulated on the CPU, give the fused loops' numbers."""
+    if BACKEND != "tensorflow":
+        pytest.skip("TensorFlow's cuDNN op")
+    import tensorflow as tf
+
+    from kzoo.backend import tensorflow as tf_backend
+
+    if kind == "gru" and not tf.sysconfig.get_build_info()["is_cuda_build"]:
+        pytest.skip("GRU gate order of a CUDA build")
+    rng = np.random.default_rng(2)
+    layer = kzoo.layers.LSTM(3) if kind == "lstm" else kzoo.layers.GRU(3)
+    layer.build((4, 6, 2))
+    for w in layer.weights:
+        w.assign(rng.standard_normal(w.shape).astype("float32"))
+    spec = layer.cell.fused_spec()
+    x = tf.constant(rng.standard_normal((4, 6, 2)).astype("float32"))
+    states = [
+        tf.constant(rng.standard_normal((4, 3)).astype("float32")) for _ in range(spec.num_states)
+    ]
+    mask = None
+    if mask_name == "right":
+        mask = tf.constant(np.arange(6)[None, :] < np.array([[6], [3], [1], [0]]))
+    cudnn = tf_backend._run_cudnn(spec, x, states, mask, go_backwards, op=_emulated_cudnn_rnn)
+    loops = tf_backend._run_plain(spec, x, states, mask, go_backwards, training=False)
+    for a, b in zip(keras.tree.flatten(cudnn), keras.tree.flatten(loops)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_jax_cudnn_lstm_weights_match_the_scan(go_backwards):
     """The cuDNN LSTM path, run here with JAX's CPU reference of the cuDNN
