@@ -1,0 +1,256 @@
+"""Every ```python block of README.md, README_IMDB.md and docs/*.md runs.
+
+What counts as a block: a fence whose info string is `python` (or `py`). Shell
+(```bash, ```console), plain (```) and doctest (```pycon) fences are not run;
+a ```python block may not hold `>>>` prompts (write those as ```pycon).
+
+How a document runs: in a subprocess per document, with
+`KERAS_BACKEND=$KZOO_DOCS_BACKEND` (default `jax`, the backend the docs' own
+examples select) and Keras imported before the first block, so a block's
+`os.environ["KERAS_BACKEND"] = ...` line does not switch backends. Each block
+runs in a fresh `__main__` namespace (so every block must be complete: a user
+pastes one block, not the page), in document order, in a temporary working
+directory that holds links to the shipped `saved_models/*` files; `KERAS_HOME`
+is a temporary folder and `KZOO_DATA_DIR` is the shared data folder, so a
+block reads the shipped models and offline data and writes nothing into the
+repository (checked: the shipped files' sizes and modification times).
+
+A block that cannot run in CI (a GPU, the network) is excluded by an HTML
+comment on the line before its fence, `<!-- docs-test: skip (reason) -->`;
+the test prints how many blocks ran and were skipped per document.
+
+CI runs the documents once (`large`, in the "cross-backend and large" pass of
+`tests/run_all.sh`), on `KZOO_DOCS_BACKEND` whatever the pytest backend is.
+Check another backend with, e.g.:
+
+    KZOO_DOCS_BACKEND=torch python -m pytest -m large tests/test_docs.py
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCUMENTS = sorted(
+    os.path.relpath(path, ROOT)
+    for path in [
+        os.path.join(ROOT, "README.md"),
+        os.path.join(ROOT, "README_IMDB.md"),
+        *glob.glob(os.path.join(ROOT, "docs", "*.md")),
+    ]
+)
+PYTHON_INFO = ("python", "py")
+FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
+SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\b(.*?)-->\s*$")
+DOCS_BACKEND = os.environ.get("KZOO_DOCS_BACKEND", "jax")
+DOCUMENT_TIMEOUT_S = 600
+
+
+def extract_blocks(path):
+    """Returns the Python blocks of a Markdown file.
+
+    Returns:
+        A list of dicts: `line` (1-based line of the opening fence), `source`
+        (the block's code, dedented to its fence) and `skip` (the reason of a
+        `docs-test: skip` marker on the line before the fence, or None).
+
+    Raises:
+        ValueError: an unclosed fence, a skip marker without a reason or not
+            followed by a ```python fence, or `>>>` prompts in a python block.
+    """
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    blocks = []
+    pending_skip = None  # (line number, reason) of a marker awaiting its fence
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        marker = SKIP.match(line)
+        if marker:
+            reason = marker.group(1).strip()
+            if not (reason.startswith("(") and reason.endswith(")") and reason[1:-1].strip()):
+                raise ValueError(
+                    f"{path}:{i + 1}: a docs-test skip marker needs a reason in parentheses, "
+                    f"e.g. `<!-- docs-test: skip (needs a GPU) -->`. Received {line.strip()!r}."
+                )
+            pending_skip = (i + 1, reason[1:-1].strip())
+            i += 1
+            continue
+        fence = FENCE.match(line)
+        if not fence:
+            if pending_skip and line.strip():
+                raise ValueError(
+                    f"{path}:{pending_skip[0]}: a docs-test skip marker must be the line "
+                    "right before a ```python fence."
+                )
+            i += 1
+            continue
+        indent, ticks, info = fence.groups()
+        start = i
+        body = []
+        i += 1
+        while i < len(lines) and not lines[i].strip().startswith(ticks):
+            body.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i])
+            i += 1
+        if i == len(lines):
+            raise ValueError(f"{path}:{start + 1}: the {ticks}{info} fence is never closed.")
+        i += 1  # the closing fence
+        if info.lower() not in PYTHON_INFO:
+            if pending_skip:
+                raise ValueError(
+                    f"{path}:{pending_skip[0]}: a docs-test skip marker stands before a "
+                    f"```{info} fence; only ```python blocks run."
+                )
+            continue
+        source = "\n".join(body) + "\n"
+        if re.search(r"^\s*>>>", source, re.MULTILINE):
+            raise ValueError(
+                f"{path}:{start + 1}: a ```python block holds `>>>` prompts; write doctest "
+                "sessions as ```pycon (not run) or drop the prompts."
+            )
+        blocks.append(
+            {
+                "line": start + 1,
+                "source": source,
+                "skip": pending_skip[1] if pending_skip else None,
+            }
+        )
+        pending_skip = None
+    if pending_skip:
+        raise ValueError(f"{path}:{pending_skip[0]}: a docs-test skip marker ends the file.")
+    return blocks
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_blocks_parse_and_compile(document):
+    """Cheap check on every backend: blocks are found and are valid Python."""
+    blocks = extract_blocks(os.path.join(ROOT, document))
+    for block in blocks:
+        compile(block["source"], f"{document}:{block['line']}", "exec")
+
+
+def test_extract_blocks_rules(tmp_path):
+    path = tmp_path / "doc.md"
+    path.write_text(
+        "text\n\n```bash\necho hi\n```\n\n```python\nx = 1\n```\n\n"
+        "<!-- docs-test: skip (needs a GPU) -->\n```python\ny = 2\n```\n"
+        "  ```python\n  z = 3\n  ```\n```pycon\n>>> 1\n```\n",
+        encoding="utf-8",
+    )
+    blocks = extract_blocks(str(path))
+    assert [(b["line"], b["source"], b["skip"]) for b in blocks] == [
+        (7, "x = 1\n", None),
+        (12, "y = 2\n", "needs a GPU"),
+        (15, "z = 3\n", None),
+    ]
+    for bad, message in [
+        ("<!-- docs-test: skip -->\n```python\nx\n```\n", "needs a reason"),
+        ("<!-- docs-test: skip (why) -->\n\ntext\n```python\nx\n```\n", "right before"),
+        ("<!-- docs-test: skip (why) -->\n```bash\nx\n```\n", "only ```python"),
+        ("```python\n>>> x = 1\n```\n", "`>>>` prompts"),
+        ("```python\nx = 1\n", "never closed"),
+    ]:
+        path.write_text(bad, encoding="utf-8")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            extract_blocks(str(path))
+
+
+def _data_dir():
+    path = os.environ.get("KZOO_DATA_DIR") or os.environ.get(
+        "KZOO_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")
+    )
+    return os.path.abspath(path) if os.path.isdir(path) else None
+
+
+def _shipped_files():
+    """`{path: (size, mtime_ns)}` of the shipped models, to detect writes."""
+    files = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "saved_models", "*"))):
+        stat = os.stat(path)
+        files[path] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_document_blocks_run(document):
+    blocks = extract_blocks(os.path.join(ROOT, document))
+    data_dir = _data_dir()
+    if data_dir is None:
+        pytest.skip("the shared data folder is missing (set KZOO_DATA_DIR)")
+    before = _shipped_files()
+    with tempfile.TemporaryDirectory(prefix="kzoo_docs_") as work:
+        os.mkdir(os.path.join(work, "saved_models"))
+        for path in before:
+            os.symlink(path, os.path.join(work, "saved_models", os.path.basename(path)))
+        env = dict(os.environ)
+        env.update(
+            KERAS_BACKEND=DOCS_BACKEND,
+            KZOO_DATA_DIR=data_dir,
+            KERAS_HOME=os.path.join(work, ".keras"),
+            MPLBACKEND="Agg",
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONPATH=os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")])),
+        )
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), os.path.join(ROOT, document)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DOCUMENT_TIMEOUT_S,
+        )
+    summary = [line for line in proc.stdout.splitlines() if line.startswith("docs-test:")]
+    print("\n".join(summary))
+    assert proc.returncode == 0, (
+        f"{document} on {DOCS_BACKEND}:\n" + "\n".join(summary) + "\n" + proc.stderr[-6000:]
+    )
+    ran = sum(1 for b in blocks if not b["skip"])
+    assert f"docs-test: {document}: {ran} run, {len(blocks) - ran} skipped" in proc.stdout, (
+        proc.stdout[-3000:]
+    )
+    changed = [path for path, stat in _shipped_files().items() if before.get(path) != stat]
+    assert not changed, f"{document} wrote into saved_models/: {changed}"
+
+
+def _run_document(path):
+    """Runs the blocks of one document (in the subprocess); returns the exit status."""
+    import keras  # first, so that no block's os.environ line changes the backend
+
+    backend = os.environ["KERAS_BACKEND"]
+    if keras.backend.backend() != backend:
+        print(f"Keras runs {keras.backend.backend()!r}, not KERAS_BACKEND={backend!r}.")
+        return 1
+    name = os.path.relpath(path, ROOT)
+    blocks = extract_blocks(path)
+    failed = 0
+    for block in blocks:
+        where = f"{name}:{block['line']}"
+        if block["skip"]:
+            print(f"docs-test: {where} skipped ({block['skip']})", flush=True)
+            continue
+        start = time.perf_counter()
+        try:
+            code = compile(block["source"], where, "exec")
+            exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+        except BaseException:  # SystemExit included: a block must not exit
+            failed += 1
+            print(f"docs-test: {where} FAILED on {backend}", flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
+            continue
+        print(f"docs-test: {where} ok ({time.perf_counter() - start:.1f} s)", flush=True)
+    ran = sum(1 for b in blocks if not b["skip"])
+    print(f"docs-test: {name}: {ran} run, {len(blocks) - ran} skipped, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_run_document(sys.argv[1]))
