@@ -343,6 +343,7 @@ class RNN(keras.layers.Layer):
             self.cell.prepare_dropout_masks(sequences[:, 0, :], states[0], training)
         try:
             spec = None if constants else self._fused_spec(training)
+            self._check_cudnn_possible(spec)
             if spec is not None:
                 # A whole-sequence kernel where the backend has one;
                 # NotImplementedError means "use the loop".
@@ -381,10 +382,13 @@ class RNN(keras.layers.Layer):
         (`cell.fused_spec(training, use_cudnn)`); any other cell runs the
         generic loop.
         """
-        use_cudnn = getattr(self, "use_cudnn", "auto")
         describe = getattr(self.cell, "fused_spec", None)
-        spec = None if describe is None else describe(training=bool(training), use_cudnn=use_cudnn)
-        if spec is None and use_cudnn is True:
+        if describe is None:
+            return None
+        return describe(training=bool(training), use_cudnn=getattr(self, "use_cudnn", "auto"))
+
+    def _check_cudnn_possible(self, spec):
+        if spec is None and getattr(self, "use_cudnn", "auto") is True:
             # As keras.layers.LSTM/GRU: True insists on cuDNN, and no cuDNN
             # kernel computes this cell (e.g. recurrent dropout, layer norm).
             raise ValueError(
@@ -393,7 +397,6 @@ class RNN(keras.layers.Layer):
                 "another activation). Pass use_cudnn='auto' to fall back to a non-cuDNN "
                 "implementation."
             )
-        return spec
 
     def fused_call_inputs(self, sequences, initial_state=None, mask=None, training=False):
         """What a whole-sequence kernel needs to run a call of this layer.
