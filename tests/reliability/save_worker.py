@@ -17,6 +17,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def say(line):
+    # One write call per line (print writes the text and its end separately,
+    # and a Ctrl-C may fall between them).
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main():
     path, function, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     import keras
@@ -28,7 +35,7 @@ def main():
     inputs = keras.Input((600,))
     outputs = keras.layers.Dense(8)(keras.layers.Dense(600)(inputs))  # about 1.4 MB float32
     model = keras.Model(inputs, outputs)
-    print("ready", flush=True)
+    say("ready")
     i = 0
     while count == 0 or i < count:
         version = first + i
@@ -39,9 +46,9 @@ def main():
                 save_model(model, path)
             else:
                 save_compact(model, path, "float16" if i % 2 else "float32")
-            print(f"saved {version}", flush=True)
+            say(f"saved {version}")
         except KeyboardInterrupt:
-            print("interrupted", flush=True)
+            say("interrupted")
         i += 1
 
 
