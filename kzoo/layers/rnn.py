@@ -18,6 +18,7 @@ from kzoo.layers.stacked_cells import (
 )
 
 USE_CUDNN = ("auto", True, False)
+_STACKS = (StackedRNNCells, keras.layers.StackedRNNCells)
 
 
 @kzoo_export
@@ -476,7 +477,7 @@ def _draw_dropout_masks(cell, step_inputs, states, training):
     """
     if not training:
         return
-    if isinstance(cell, StackedRNNCells):
+    if isinstance(cell, _STACKS):
         x = step_inputs
         offset = 0
         for inner in cell.cells:
@@ -491,7 +492,7 @@ def _draw_dropout_masks(cell, step_inputs, states, training):
 
 
 def _clear_dropout_masks(cell):
-    if isinstance(cell, StackedRNNCells):
+    if isinstance(cell, _STACKS):
         for inner in cell.cells:
             _clear_dropout_masks(inner)
     elif isinstance(cell, DropoutRNNCell):
