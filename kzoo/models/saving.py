@@ -81,7 +81,22 @@ def store_weights_as_float16(path):
 
     The converted file is built at a temporary path and replaces `path` in one
     rename; if anything fails, `path` keeps its float32 content.
+
+    Raises:
+        FileNotFoundError: there is no file at `path`.
+        ValueError: `path` is not a `.keras` file with weights.
     """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No `.keras` file at {path!r}.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"`path` must be a `.keras` file (a zip archive); {path!r} is not one "
+            "(damaged or another format)."
+        )
+    with zipfile.ZipFile(path) as archive:
+        if _WEIGHTS not in archive.namelist():
+            raise ValueError(f"{path!r} holds no {_WEIGHTS}: not a `.keras` model file.")
     with atomic_path(path) as tmp:
         _write_float16_copy(path, tmp)
 

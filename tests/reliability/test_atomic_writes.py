@@ -307,3 +307,18 @@ def test_weights_files_keep_the_suffix_keras_insists_on(tmp_path):
     for a, b in zip(model.weights, restored.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
     assert leftovers(tmp_path) == []
+
+
+def test_float16_conversion_of_a_non_keras_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        store_weights_as_float16(tmp_path / "missing.keras")
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match="notes.keras.*not one"):
+        store_weights_as_float16(text)
+    assert text.read_text() == "not a model"
+    other_zip = tmp_path / "other.keras"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(ValueError, match="holds no model.weights.h5"):
+        store_weights_as_float16(other_zip)
