@@ -216,5 +216,11 @@ def write_json(path, obj, indent=2, **kwargs):
 
 def save_model(model, path, **kwargs):
     """`model.save(path)`, atomically: a failed or interrupted save keeps the old file."""
+    if not os.fspath(path).endswith((".keras", ".h5")):
+        # Checked here, so the message names the path, not the temporary one.
+        raise ValueError(
+            "`path` must end in `.keras` (or `.h5`, the legacy format) for "
+            f"`model.save`. Received: path={os.fspath(path)!r}"
+        )
     with atomic_path(path) as tmp:
         model.save(tmp, **kwargs)

@@ -322,3 +322,9 @@ def test_float16_conversion_of_a_non_keras_file_is_a_clear_error(tmp_path):
         archive.writestr("readme.txt", "hello")
     with pytest.raises(ValueError, match="holds no model.weights.h5"):
         store_weights_as_float16(other_zip)
+
+
+def test_save_model_names_the_path_for_a_wrong_suffix(tmp_path):
+    with pytest.raises(ValueError, match=r"must end in `\.keras`.*model\.bin'"):
+        save_model(small_model(), tmp_path / "model.bin")
+    assert os.listdir(tmp_path) == []
