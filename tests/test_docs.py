@@ -16,7 +16,9 @@ block reads the shipped models and offline data and writes nothing into the
 repository (checked: the shipped files' sizes and modification times).
 
 A block that cannot run in CI (a GPU, the network) is excluded by an HTML
-comment on the line before its fence, `<!-- docs-test: skip (reason) -->`;
+comment on the line before its fence, `<!-- docs-test: skip (reason) -->`,
+and a block that needs what a backend lacks by
+`<!-- docs-test: skip-on torch (reason) -->` (backends separated by commas);
 the test prints how many blocks ran and were skipped per document.
 
 CI runs the documents once: the test is marked `large`, so it runs in the
@@ -50,7 +52,8 @@ DOCUMENTS = sorted(
 )
 PYTHON_INFO = ("python", "py")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
-SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\b(.*?)-->\s*$")
+SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip(-on\s+[\w\s,]+?)?\s*(\(.*\))?\s*-->\s*$")
+BACKENDS = ("tensorflow", "jax", "torch")
 DOCUMENT_TIMEOUT_S = 600
 
 
@@ -59,8 +62,9 @@ def extract_blocks(path):
 
     Returns:
         A list of dicts: `line` (1-based line of the opening fence), `source`
-        (the block's code, dedented to its fence) and `skip` (the reason of a
-        `docs-test: skip` marker on the line before the fence, or None).
+        (the block's code, dedented to its fence), `skip` (the reason of a
+        `docs-test: skip` marker on the line before the fence, or None) and
+        `skip_on` (the backends it names, all of them for a plain `skip`).
 
     Raises:
         ValueError: an unclosed fence, a skip marker without a reason or not
@@ -69,19 +73,28 @@ def extract_blocks(path):
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
     blocks = []
-    pending_skip = None  # (line number, reason) of a marker awaiting its fence
+    pending_skip = None  # (line number, reason, backends) of a marker awaiting its fence
     i = 0
     while i < len(lines):
         line = lines[i]
-        marker = SKIP.match(line)
+        marker = SKIP.match(line) if "docs-test" in line else None
+        if "docs-test" in line and not (marker and (marker.group(2) or "()")[1:-1].strip()):
+            raise ValueError(
+                f"{path}:{i + 1}: a docs-test marker is `<!-- docs-test: skip (reason) -->` "
+                "or `<!-- docs-test: skip-on torch, jax (reason) -->`, with a reason in "
+                f"parentheses. Received {line.strip()!r}."
+            )
         if marker:
-            reason = marker.group(1).strip()
-            if not (reason.startswith("(") and reason.endswith(")") and reason[1:-1].strip()):
-                raise ValueError(
-                    f"{path}:{i + 1}: a docs-test skip marker needs a reason in parentheses, "
-                    f"e.g. `<!-- docs-test: skip (needs a GPU) -->`. Received {line.strip()!r}."
-                )
-            pending_skip = (i + 1, reason[1:-1].strip())
+            backends = BACKENDS
+            if marker.group(1):
+                backends = tuple(b.strip() for b in marker.group(1)[3:].split(","))
+                unknown = [b for b in backends if b not in BACKENDS]
+                if unknown:
+                    raise ValueError(
+                        f"{path}:{i + 1}: unknown backend(s) {unknown} in a docs-test "
+                        f"skip-on marker; expected some of {list(BACKENDS)}."
+                    )
+            pending_skip = (i + 1, marker.group(2)[1:-1].strip(), backends)
             i += 1
             continue
         fence = FENCE.match(line)
@@ -121,6 +134,7 @@ def extract_blocks(path):
                 "line": start + 1,
                 "source": source,
                 "skip": pending_skip[1] if pending_skip else None,
+                "skip_on": pending_skip[2] if pending_skip else (),
             }
         )
         pending_skip = None
@@ -142,17 +156,22 @@ def test_extract_blocks_rules(tmp_path):
     path.write_text(
         "text\n\n```bash\necho hi\n```\n\n```python\nx = 1\n```\n\n"
         "<!-- docs-test: skip (needs a GPU) -->\n```python\ny = 2\n```\n"
-        "  ```python\n  z = 3\n  ```\n```pycon\n>>> 1\n```\n",
+        "  ```python\n  z = 3\n  ```\n```pycon\n>>> 1\n```\n"
+        "<!-- docs-test: skip-on torch, jax (no X there) -->\n```py\nw = 4\n```\n",
         encoding="utf-8",
     )
     blocks = extract_blocks(str(path))
-    assert [(b["line"], b["source"], b["skip"]) for b in blocks] == [
-        (7, "x = 1\n", None),
-        (12, "y = 2\n", "needs a GPU"),
-        (15, "z = 3\n", None),
+    assert [(b["line"], b["source"], b["skip"], b["skip_on"]) for b in blocks] == [
+        (7, "x = 1\n", None, ()),
+        (12, "y = 2\n", "needs a GPU", ("tensorflow", "jax", "torch")),
+        (15, "z = 3\n", None, ()),
+        (22, "w = 4\n", "no X there", ("torch", "jax")),
     ]
     for bad, message in [
-        ("<!-- docs-test: skip -->\n```python\nx\n```\n", "needs a reason"),
+        ("<!-- docs-test: skip -->\n```python\nx\n```\n", "with a reason"),
+        ("<!-- docs-test: skip () -->\n```python\nx\n```\n", "with a reason"),
+        ("<!-- docs-test: skipped (x) -->\n```python\nx\n```\n", "with a reason"),
+        ("<!-- docs-test: skip-on mxnet (x) -->\n```python\nx\n```\n", "['mxnet']"),
         ("<!-- docs-test: skip (why) -->\n\ntext\n```python\nx\n```\n", "right before"),
         ("<!-- docs-test: skip (why) -->\n```bash\nx\n```\n", "only ```python"),
         ("```python\n>>> x = 1\n```\n", "`>>>` prompts"),
@@ -213,7 +232,7 @@ def test_document_blocks_run(document):
     assert proc.returncode == 0, (
         f"{document} on {BACKEND}:\n" + "\n".join(summary) + "\n" + proc.stderr[-6000:]
     )
-    ran = sum(1 for b in blocks if not b["skip"])
+    ran = sum(1 for b in blocks if BACKEND not in b["skip_on"])
     assert f"docs-test: {document}: {ran} run, {len(blocks) - ran} skipped" in proc.stdout, (
         proc.stdout[-3000:]
     )
@@ -232,8 +251,8 @@ def _run_document(path):
     failed = 0
     for block in blocks:
         where = f"{name}:{block['line']}"
-        if block["skip"]:
-            print(f"docs-test: {where} skipped ({block['skip']})", flush=True)
+        if backend in block["skip_on"]:
+            print(f"docs-test: {where} skipped on {backend} ({block['skip']})", flush=True)
             continue
         start = time.perf_counter()
         environ = dict(os.environ)
@@ -250,7 +269,7 @@ def _run_document(path):
             os.environ.clear()
             os.environ.update(environ)
         print(f"docs-test: {where} ok ({time.perf_counter() - start:.1f} s)", flush=True)
-    ran = sum(1 for b in blocks if not b["skip"])
+    ran = sum(1 for b in blocks if backend not in b["skip_on"])
     print(f"docs-test: {name}: {ran} run, {len(blocks) - ran} skipped, {failed} failed")
     return 1 if failed else 0
 
