@@ -4,10 +4,12 @@ What counts as a block: a fence whose info string is `python` (or `py`). Shell
 (```bash, ```console), plain (```) and doctest (```pycon) fences are not run;
 a ```python block may not hold `>>>` prompts (write those as ```pycon).
 
-How a document runs: in a subprocess per document, on the backend of the
+How the documents run: one after another in one subprocess (one import of
+TensorFlow/JAX/PyTorch instead of one per document), on the backend of the
 pytest process (`KERAS_BACKEND`), with Keras imported before the first block
 so that a block's `os.environ["KERAS_BACKEND"] = ...` line does not switch
-backends (`os.environ` is restored after each block). Each block runs in a
+backends (`os.environ` and a `keras.distribution` a block set are reset
+after each block). Each block runs in a
 fresh `__main__` namespace (so every block must be complete: a user pastes
 one block, not the page), in document order, in a temporary working
 directory that holds links to the shipped `saved_models/*` files; `KERAS_HOME`
@@ -54,7 +56,8 @@ PYTHON_INFO = ("python", "py")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
 SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip(-on\s+[\w\s,]+?)?\s*(\(.*\))?\s*-->\s*$")
 BACKENDS = ("tensorflow", "jax", "torch")
-DOCUMENT_TIMEOUT_S = 600
+TIMEOUT_S = 900  # all documents, one process
+BEGIN = "docs-test: === "
 
 
 def extract_blocks(path):
@@ -182,6 +185,30 @@ def test_extract_blocks_rules(tmp_path):
             extract_blocks(str(path))
 
 
+def test_runner_reports_failures_and_isolates_blocks(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KZOO_DOCS_PROBE", "before")
+    path = tmp_path / "doc.md"
+    path.write_text(
+        "```python\nimport os\nos.environ['KZOO_DOCS_PROBE'] = 'changed'\nx = 1\n```\n"
+        "```python\nprint('x' in globals(), os.environ.get('KZOO_DOCS_PROBE'))\n```\n"
+        "```python\nimport os\nprint(os.environ['KZOO_DOCS_PROBE'])\n```\n"
+        f"<!-- docs-test: skip-on {BACKEND} (probe) -->\n```python\nraise SystemExit(3)\n```\n"
+        "```python\nraise ValueError('boom')\n```\n",
+        encoding="utf-8",
+    )
+    assert _run_document(str(path)) == 2
+    out = capsys.readouterr().out
+    assert os.environ["KZOO_DOCS_PROBE"] == "before"
+    name = os.path.relpath(str(path), ROOT)
+    assert f"docs-test: {name}:1 ok" in out
+    assert f"docs-test: {name}:6 FAILED on {BACKEND}" in out  # `os` and `x` are not carried over
+    assert "NameError: name 'os' is not defined" in out
+    assert "before\n" in out  # the first block's os.environ change was undone
+    assert f"docs-test: {name}:14 skipped on {BACKEND} (probe)" in out
+    assert "ValueError: boom" in out
+    assert f"docs-test: {name}: 4 run, 1 skipped, 2 failed" in out
+
+
 def _data_dir():
     path = os.environ.get("KZOO_DATA_DIR") or os.environ.get(
         "KZOO_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data")
@@ -198,10 +225,9 @@ def _shipped_files():
     return files
 
 
-@pytest.mark.large
-@pytest.mark.parametrize("document", DOCUMENTS)
-def test_document_blocks_run(document):
-    blocks = extract_blocks(os.path.join(ROOT, document))
+@pytest.fixture(scope="module")
+def docs_run():
+    """Runs every document in one subprocess; returns `{document: its output}`."""
     data_dir = _data_dir()
     if data_dir is None:
         pytest.skip("the shared data folder is missing (set KZOO_DATA_DIR)")
@@ -220,33 +246,46 @@ def test_document_blocks_run(document):
             PYTHONPATH=os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")])),
         )
         proc = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), os.path.join(ROOT, document)],
+            [sys.executable, os.path.abspath(__file__), *DOCUMENTS],
             cwd=work,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=DOCUMENT_TIMEOUT_S,
+            timeout=TIMEOUT_S,
         )
-    summary = [line for line in proc.stdout.splitlines() if line.startswith("docs-test:")]
-    print("\n".join(summary))
-    assert proc.returncode == 0, (
-        f"{document} on {BACKEND}:\n" + "\n".join(summary) + "\n" + proc.stderr[-6000:]
-    )
-    ran = sum(1 for b in blocks if BACKEND not in b["skip_on"])
-    assert f"docs-test: {document}: {ran} run, {len(blocks) - ran} skipped" in proc.stdout, (
-        proc.stdout[-3000:]
-    )
     changed = [path for path, stat in _shipped_files().items() if before.get(path) != stat]
-    assert not changed, f"{document} wrote into saved_models/: {changed}"
+    outputs = {}
+    for part in proc.stdout.split(BEGIN)[1:]:
+        document, _, output = part.partition("\n")
+        outputs[document] = output
+    return {
+        "outputs": outputs,
+        "returncode": proc.returncode,
+        "changed": changed,
+        "tail": proc.stdout[-3000:],
+    }
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_document_blocks_run(document, docs_run):
+    blocks = extract_blocks(os.path.join(ROOT, document))
+    output = docs_run["outputs"].get(document)
+    assert output is not None, f"{document} did not run:\n{docs_run['tail']}"
+    print("\n".join(line for line in output.splitlines() if line.startswith("docs-test:")))
+    ran = sum(1 for b in blocks if BACKEND not in b["skip_on"])
+    expected = f"docs-test: {document}: {ran} run, {len(blocks) - ran} skipped, 0 failed"
+    # The output has each failing block's traceback, between the log lines of Keras.
+    assert expected in output, f"{document} on {BACKEND}:\n{output[-8000:]}"
+    assert not docs_run["changed"], f"the documents wrote into saved_models/: {docs_run['changed']}"
 
 
 def _run_document(path):
-    """Runs the blocks of one document (in the subprocess); returns the exit status."""
-    backend = os.environ["KERAS_BACKEND"]
-    if keras.backend.backend() != backend:
-        print(f"Keras runs {keras.backend.backend()!r}, not KERAS_BACKEND={backend!r}.")
-        return 1
+    """Runs the blocks of one document; returns the number of blocks that failed."""
+    backend = BACKEND
     name = os.path.relpath(path, ROOT)
+    print(f"{BEGIN}{name}", flush=True)
     blocks = extract_blocks(path)
     failed = 0
     for block in blocks:
@@ -262,17 +301,29 @@ def _run_document(path):
         except BaseException:  # SystemExit included: a block must not exit
             failed += 1
             print(f"docs-test: {where} FAILED on {backend}", flush=True)
-            traceback.print_exc()
-            sys.stderr.flush()
+            traceback.print_exc(file=sys.stdout)
+            sys.stdout.flush()
             continue
         finally:
+            # What one block sets globally does not reach the next one.
             os.environ.clear()
             os.environ.update(environ)
+            if backend != "torch" and keras.distribution.distribution() is not None:
+                keras.distribution.set_distribution(None)
         print(f"docs-test: {where} ok ({time.perf_counter() - start:.1f} s)", flush=True)
     ran = sum(1 for b in blocks if backend not in b["skip_on"])
     print(f"docs-test: {name}: {ran} run, {len(blocks) - ran} skipped, {failed} failed")
+    return failed
+
+
+def _main(documents):
+    backend = os.environ["KERAS_BACKEND"]
+    if keras.backend.backend() != backend:
+        print(f"Keras runs {keras.backend.backend()!r}, not KERAS_BACKEND={backend!r}.")
+        return 1
+    failed = sum(_run_document(os.path.join(ROOT, document)) for document in documents)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(_run_document(sys.argv[1]))
+    sys.exit(_main(sys.argv[1:]))
