@@ -335,7 +335,16 @@ class RNN(keras.layers.Layer):
             # says it costs more than the cell's arithmetic (eager torch).
             cell_call = self.cell.call
 
+        # One state list per cell when stacked; a flat list needs no packing
+        # (the common case, kept cheap: eager torch runs this at every step).
+        flat = all(isinstance(size, int) for size in structure)
+
         def step(x_t, step_states):
+            if flat:
+                output, new_states = cell_call(x_t, list(step_states), **cell_kwargs)
+                if isinstance(new_states, (list, tuple)):
+                    return output, list(new_states)
+                return output, [new_states]
             nested = keras.tree.pack_sequence_as(structure, list(step_states))
             output, new_states = cell_call(x_t, nested, **cell_kwargs)
             return output, keras.tree.flatten(new_states)
