@@ -412,6 +412,16 @@ def test_torch_runs_aten_without_cudnn_toggle_on_cpu():
 
     x = torch.ones(1, 2, 2)
     assert isinstance(torch_backend._cudnn_context("fused", x), contextlib.nullcontext)
+
+    class OnCuda:  # what the context sees of a CUDA tensor
+        is_cuda = True
+
+    assert torch_backend.device_type(OnCuda()) == "gpu"
+    assert isinstance(torch_backend._cudnn_context("cudnn", OnCuda()), contextlib.nullcontext)
+    enabled = torch.backends.cudnn.enabled
+    with torch_backend._cudnn_context("fused", OnCuda()):  # use_cudnn=False on a GPU
+        assert torch.backends.cudnn.enabled is False
+    assert torch.backends.cudnn.enabled == enabled
     assert torch_backend._choose(_spec("lstm", features=2), x, mask_fits=True) == "fused"
     with pytest.raises(NotImplementedError):  # ATen's GRU resets after the product
         torch_backend._choose(_spec("gru_v1", features=2), x, mask_fits=True)
