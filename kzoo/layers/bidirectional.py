@@ -43,12 +43,19 @@ class Bidirectional(keras.layers.Layer):
 
     Args:
         layer: a recurrent layer (`kzoo.layers.RNN`, `LSTM`, `GRU`,
-            `SimpleRNN`, or a Keras one with the same arguments).
+            `SimpleRNN`, or a Keras one with the same arguments). As in
+            Keras, the wrapper runs a new layer made from its config
+            (`forward_layer`), so wrapping one layer twice shares no weights;
+            a built `layer` also hands its current weights to that copy.
         merge_mode: `"concat"` (default), `"sum"`, `"mul"`, `"ave"` or `None`
             (return `[forward, backward]`).
-        backward_layer: optional layer for the backward direction; by default
-            a copy of `layer`'s configuration with `go_backwards` flipped.
-        **kwargs: `keras.layers.Layer` arguments.
+        backward_layer: optional layer for the backward direction (used as
+            given); by default a new layer from `layer`'s config with
+            `go_backwards` flipped.
+        weights: optional list of arrays, the forward layer's weights then
+            the backward layer's, set when the wrapper is built.
+        **kwargs: `keras.layers.Layer` arguments (a `dtype` policy of its
+            own applies to the merged outputs and states).
 
     Call arguments:
         sequences: `(batch, time, features)`.
