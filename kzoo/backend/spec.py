@@ -101,15 +101,17 @@ def same_config(a, b):
     )
 
 
-def _dim(d):
+def static_dim(d):
+    """`d` as an int, or `None` for an unknown size."""
     try:
         return int(d)
     except Exception:  # None, a TF Dimension(None), a JAX symbolic dimension
         return None
 
 
-def _shape(tensor):
-    return tuple(_dim(d) for d in tensor.shape)
+def static_shape(tensor):
+    """The shape of `tensor` as a tuple of ints, `None` where a size is unknown."""
+    return tuple(static_dim(d) for d in tensor.shape)
 
 
 def _mismatch(a, b):
@@ -131,7 +133,7 @@ def check_call(spec, sequences, states, mask=None, what="initial state"):
         mask: optional `(batch, time)` tensor.
         what: how the messages name the states.
     """
-    shape = _shape(sequences)
+    shape = static_shape(sequences)
     if len(shape) != 3:
         raise ValueError(
             f"A recurrent kernel expects sequences of rank 3 (batch, time, features). "
@@ -143,7 +145,7 @@ def check_call(spec, sequences, states, mask=None, what="initial state"):
         ("kernel", spec.kernel, (features, width)),
         ("recurrent_kernel", spec.recurrent_kernel, (spec.units, width)),
     ):
-        got = _shape(tensor)
+        got = static_shape(tensor)
         if len(got) != 2 or any(_mismatch(g, e) for g, e in zip(got, expected)):
             raise ValueError(
                 f"The {spec.kind} cell's `{name}` must have shape {expected} for inputs with "
@@ -151,10 +153,10 @@ def check_call(spec, sequences, states, mask=None, what="initial state"):
             )
     if spec.bias is not None:
         expected = (2, width) if spec.kind == "gru" else (width,)
-        if _shape(spec.bias) != expected:
+        if static_shape(spec.bias) != expected:
             raise ValueError(
                 f"The {spec.kind} cell's `bias` must have shape {expected}. "
-                f"Received shape {_shape(spec.bias)}."
+                f"Received shape {static_shape(spec.bias)}."
             )
     dtypes = {standardize_dtype(t.dtype) for t in (spec.kernel, spec.recurrent_kernel)}
     if spec.bias is not None:
@@ -168,7 +170,7 @@ def check_call(spec, sequences, states, mask=None, what="initial state"):
             f"received {len(states)} {what} tensor(s)."
         )
     for i, state in enumerate(states):
-        got = _shape(state)
+        got = static_shape(state)
         if len(got) != 2 or _mismatch(got[0], batch) or _mismatch(got[1], spec.units):
             raise ValueError(
                 f"{what.capitalize()} {i} must have shape (batch, units) = "
@@ -176,14 +178,14 @@ def check_call(spec, sequences, states, mask=None, what="initial state"):
                 f"Received shape {got}."
             )
     if spec.input_mask is not None:
-        got = _shape(spec.input_mask)
+        got = static_shape(spec.input_mask)
         if len(got) != 2 or _mismatch(got[0], batch) or _mismatch(got[1], features):
             raise ValueError(
                 f"The input dropout mask must have shape (batch, features) = ({batch}, "
                 f"{features}). Received shape {got}."
             )
     if mask is not None:
-        got = _shape(mask)
+        got = static_shape(mask)
         if len(got) != 2 or _mismatch(got[0], batch) or _mismatch(got[1], steps):
             raise ValueError(
                 f"`mask` must have shape (batch, time) = ({batch}, {steps}), matching the "

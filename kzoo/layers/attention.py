@@ -15,10 +15,10 @@ step should do.
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from kzoo.api import kzoo_export
+from kzoo.backend.spec import static_shape
 
 
 def masked_softmax(scores, mask=None, axis=-1):
@@ -65,16 +65,6 @@ def masked_softmax(scores, mask=None, axis=-1):
     # A row with a valid position has total >= 1 (its maximum gives exp(0)).
     total = ops.where(total > 0, total, ops.ones_like(total))
     return exps / total
-
-
-def _shape_of(x):
-    # Symbolic dimensions (JAX traces a functional model with `None` axes as
-    # symbols) are unknown here: `None`, as in a Keras shape.
-    return tuple(_known_dim(d) for d in x.shape)
-
-
-def _known_dim(d):
-    return int(d) if isinstance(d, (int, np.integer)) else None
 
 
 def _check_units(units, name="units"):
@@ -159,13 +149,13 @@ class _AttentionBase(keras.layers.Layer):
 
     def compute_output_spec(self, query, memory, mask=None, projected_keys=None):
         self._check_shapes(
-            _shape_of(query),
-            _shape_of(memory),
-            None if mask is None else _shape_of(mask),
-            None if projected_keys is None else _shape_of(projected_keys),
+            static_shape(query),
+            static_shape(memory),
+            None if mask is None else static_shape(mask),
+            None if projected_keys is None else static_shape(projected_keys),
         )
         context_shape, weights_shape = self.compute_output_shape(
-            _shape_of(query), _shape_of(memory)
+            static_shape(query), static_shape(memory)
         )
         return (
             keras.KerasTensor(context_shape, dtype=self.compute_dtype),
@@ -179,10 +169,10 @@ class _AttentionBase(keras.layers.Layer):
 
     def call(self, query, memory, mask=None, projected_keys=None):
         self._check_shapes(
-            _shape_of(query),
-            _shape_of(memory),
-            None if mask is None else _shape_of(mask),
-            None if projected_keys is None else _shape_of(projected_keys),
+            static_shape(query),
+            static_shape(memory),
+            None if mask is None else static_shape(mask),
+            None if projected_keys is None else static_shape(projected_keys),
         )
         single_step = len(query.shape) == 2
         if single_step:

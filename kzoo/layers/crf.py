@@ -17,11 +17,7 @@ import numpy as np
 from keras import ops
 
 from kzoo.api import kzoo_export
-
-
-def _static_shape(x):
-    """The shape of `x` as a tuple of ints, with `None` for unknown sizes."""
-    return tuple(None if d is None else int(d) for d in x.shape)
+from kzoo.backend.spec import static_shape
 
 
 def _concrete_numpy(x):
@@ -249,14 +245,14 @@ class CRF(keras.layers.Layer):
     def _prepare(self, emissions, mask, tags=None):
         """Validates inputs; returns emissions, a bool mask and int32 tags."""
         if not self.built:
-            self.build(_static_shape(emissions))
-        e_shape = _static_shape(emissions)
+            self.build(static_shape(emissions))
+        e_shape = static_shape(emissions)
         self._check_emissions_shape(e_shape)
         emissions = ops.cast(emissions, self.variable_dtype)
         if mask is None:
             mask = ops.ones(ops.shape(emissions)[:2], dtype="bool")
         else:
-            m_shape = _static_shape(mask)
+            m_shape = static_shape(mask)
             if len(m_shape) != 2 or any(
                 a is not None and b is not None and a != b for a, b in zip(m_shape, e_shape[:2])
             ):
@@ -268,7 +264,7 @@ class CRF(keras.layers.Layer):
             mask = ops.cast(mask, "bool")
         if tags is None:
             return emissions, mask, None
-        t_shape = _static_shape(tags)
+        t_shape = static_shape(tags)
         if len(t_shape) != 2 or any(
             a is not None and b is not None and a != b for a, b in zip(t_shape, e_shape[:2])
         ):
@@ -428,7 +424,7 @@ class CRF(keras.layers.Layer):
         return None
 
     def compute_output_spec(self, emissions, mask=None, training=None):
-        self._check_emissions_shape(_static_shape(emissions))
+        self._check_emissions_shape(static_shape(emissions))
         batch_time = tuple(emissions.shape[:2])
         if training:
             return (
@@ -581,11 +577,11 @@ class CRFTagger(keras.Model):
             # `evaluate`/`test_on_batch` call the model with training=False and
             # get tags; rebuild the emissions for the likelihood.
             emissions, mask = self.crf(self.backbone(x, training=False), training=True)
-        if len(_static_shape(y)) == 3 and _static_shape(y)[-1] == 1:
+        if len(static_shape(y)) == 3 and static_shape(y)[-1] == 1:
             y = ops.squeeze(y, -1)
         nll = -self.crf.log_likelihood(emissions, y, mask)  # (batch,)
         if sample_weight is not None:
-            sw_shape = _static_shape(sample_weight)
+            sw_shape = static_shape(sample_weight)
             if len(sw_shape) != 1:
                 raise ValueError(
                     "CRFTagger takes one sample weight per sequence, shape "
