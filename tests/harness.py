@@ -54,3 +54,45 @@ def run_layer_test(layer, inputs, tmp_path, mask=None):
     model.fit(inputs, targets, epochs=3, batch_size=inputs.shape[0], verbose=0)
     after = model.evaluate(inputs, targets, verbose=0)
     assert after < before, f"training did not lower the loss ({before} -> {after})"
+
+
+# Prepended to code run by `run_without_tensorflow`: any import of TensorFlow
+# (or tensorflow_text, which keras-hub's tokenizers pull) raises ImportError,
+# as on a machine where it is not installed.
+_BLOCK_TENSORFLOW = """
+import sys
+class _NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tf_keras"):
+            raise ImportError(f"No module named {name!r} (TensorFlow is blocked in this test)")
+sys.meta_path.insert(0, _NoTensorFlow())
+"""
+
+
+def run_without_tensorflow(code, backend, timeout=300, cwd=None):
+    """Runs `code` in a fresh Python on `backend` with TensorFlow unimportable.
+
+    Returns the `subprocess.CompletedProcess` (text stdout/stderr). The
+    code also asserts at its end that no `tensorflow` module got imported.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    if backend == "tensorflow":
+        raise ValueError("run_without_tensorflow needs the jax or torch backend.")
+    check = (
+        "\nimport sys as _sys\n"
+        "_loaded = sorted(m for m in _sys.modules if m.split('.')[0] == 'tensorflow')\n"
+        "assert not _loaded, f'TensorFlow was imported: {_loaded[:5]}'\n"
+    )
+    script = _BLOCK_TENSORFLOW + textwrap.dedent(code) + check
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd or os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
