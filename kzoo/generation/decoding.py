@@ -131,7 +131,7 @@ def decode(model, token_ids, prompt_mask, sampler, seed=None):
             raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
         for i, generator in enumerate(_seed_generators(sampler)):
             generator.state.assign(keras.random.SeedGenerator(seed + i).state.value)
-    from kzoo.models._validation import check_token_ids, concrete_numpy
+    from kzoo.utils.validation import check_token_ids, concrete_numpy
 
     ids = concrete_numpy(token_ids)
     mask = concrete_numpy(prompt_mask)

@@ -17,8 +17,8 @@ import math
 import keras
 from keras import ops
 
-from kzoo.api import kzoo_export
 from kzoo.backend.spec import static_shape
+from kzoo.utils.serialization import register_serializable
 
 
 def masked_softmax(scores, mask=None, axis=-1):
@@ -224,7 +224,7 @@ def _check_compatible(name, shape, what, expected, memory_shape):
         )
 
 
-@kzoo_export
+@register_serializable
 class BahdanauAttention(_AttentionBase):
     """Additive attention of Bahdanau et al. (2015).
 
@@ -345,7 +345,7 @@ class BahdanauAttention(_AttentionBase):
 _LUONG_SCORES = ("dot", "general", "concat")
 
 
-@kzoo_export
+@register_serializable
 class LuongAttention(_AttentionBase):
     """Multiplicative (global) attention of Luong et al. (2015).
 

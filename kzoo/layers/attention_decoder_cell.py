@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kzoo.api import kzoo_export
+from kzoo.utils.serialization import register_serializable
 
 
 def _as_list(x):
@@ -18,7 +18,7 @@ def _optional_units(value, name):
     return value
 
 
-@kzoo_export
+@register_serializable
 class AttentionDecoderCell(keras.layers.Layer):
     """Wraps a recurrent cell so that each step attends over a memory.
 

@@ -4,9 +4,9 @@ import keras
 from keras import ops
 
 from kzoo import backend
-from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_choice, check_mask_dtype
 from kzoo.layers.rnn import RNN
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_choice, check_mask_dtype
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -30,7 +30,7 @@ def _copy(layer, prefix, go_backwards):
     return keras.saving.deserialize_keras_object(config)
 
 
-@kzoo_export
+@register_serializable
 class Bidirectional(keras.layers.Layer):
     """Bidirectional wrapper for recurrent layers.
 

@@ -4,8 +4,8 @@ import keras
 from keras import ops
 
 from kzoo.backend.spec import CellSpec
-from kzoo.layers._validation import check_rate, check_units
 from kzoo.layers.recurrent_dropout import RecurrentDropoutMixin
+from kzoo.utils.validation import check_rate, check_units
 
 
 class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from kzoo.api import kzoo_export
 from kzoo.backend.spec import static_shape
+from kzoo.utils.serialization import register_serializable
 
 
 def _concrete_numpy(x):
@@ -127,7 +127,7 @@ def _unpack(x_t, k, has_tags):
     return x_t[:, :k], y_t, ops.greater(x_t[:, -1], 0.5)
 
 
-@kzoo_export
+@register_serializable
 class CRF(keras.layers.Layer):
     """Linear-chain conditional random field over per-step emission scores.
 
@@ -450,7 +450,7 @@ class CRF(keras.layers.Layer):
         return config
 
 
-@kzoo_export
+@register_serializable
 class CRFTagger(keras.Model):
     """Sequence tagger: an emission model followed by a `CRF`, trained end to end.
 

@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from kzoo.api import kzoo_export
 from kzoo.layers.cell_base import RecurrentCell, activation_name, layer_norm
+from kzoo.utils.serialization import register_serializable
 
 
-@kzoo_export
+@register_serializable
 class LSTMCell(RecurrentCell):
     """LSTM cell with forget-gate bias initialised to one.
 

@@ -2,12 +2,12 @@
 
 import inspect
 
-from kzoo.api import kzoo_export
 from kzoo.layers.cell_base import RecurrentCell
 from kzoo.layers.gru_cell import GRUCell
 from kzoo.layers.lstm_cell import LSTMCell
 from kzoo.layers.rnn import RNN, check_use_cudnn
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
+from kzoo.utils.serialization import register_serializable
 
 _LAYER_KEYS = ("name", "trainable", "dtype")
 
@@ -69,7 +69,7 @@ class _CudnnLayer(_CellLayer):
         self.use_cudnn = check_use_cudnn(use_cudnn)
 
 
-@kzoo_export
+@register_serializable
 class SimpleRNN(_CellLayer):
     """`kzoo.layers.RNN(kzoo.layers.SimpleRNNCell(units, ...))` in one layer.
 
@@ -90,7 +90,7 @@ class SimpleRNN(_CellLayer):
     cell_class = SimpleRNNCell
 
 
-@kzoo_export
+@register_serializable
 class LSTM(_CudnnLayer):
     """`kzoo.layers.RNN(kzoo.layers.LSTMCell(units, ...))` in one layer.
 
@@ -115,7 +115,7 @@ class LSTM(_CudnnLayer):
     cell_class = LSTMCell
 
 
-@kzoo_export
+@register_serializable
 class GRU(_CudnnLayer):
     """`kzoo.layers.RNN(kzoo.layers.GRUCell(units, ...))` in one layer.
 

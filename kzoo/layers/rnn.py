@@ -8,20 +8,20 @@ from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 from kzoo import backend
-from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_choice, check_mask_dtype
 from kzoo.layers.stacked_cells import (
     StackedRNNCells,
     initial_states,
     output_size,
     state_structure,
 )
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_choice, check_mask_dtype
 
 USE_CUDNN = ("auto", True, False)
 _STACKS = (StackedRNNCells, keras.layers.StackedRNNCells)
 
 
-@kzoo_export
+@register_serializable
 class RNN(keras.layers.Layer):
     """Runs a recurrent cell over the time axis of a sequence.
 

@@ -2,11 +2,11 @@
 
 from keras import ops
 
-from kzoo.api import kzoo_export
 from kzoo.layers.cell_base import RecurrentCell, activation_name
+from kzoo.utils.serialization import register_serializable
 
 
-@kzoo_export
+@register_serializable
 class SimpleRNNCell(RecurrentCell):
     """Fully connected recurrent cell (Elman, 1990).
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from kzoo.api import kzoo_export
+from kzoo.utils.serialization import register_serializable
 
 
 def _normalized(size, where):
@@ -53,7 +53,7 @@ def initial_states(cell, batch_size, dtype):
     )
 
 
-@kzoo_export
+@register_serializable
 class StackedRNNCells(keras.layers.Layer):
     """Runs several cells one after another within each time step.
 

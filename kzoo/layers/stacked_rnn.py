@@ -2,15 +2,15 @@
 
 import keras
 
-from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_choice, check_rate, check_units
 from kzoo.layers.bidirectional import MERGE_MODES, Bidirectional
 from kzoo.layers.recurrent_layers import GRU, LSTM, SimpleRNN
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_choice, check_rate, check_units
 
 CELL_LAYERS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
 
-@kzoo_export
+@register_serializable
 class StackedRNN(keras.layers.Layer):
     """`num_layers` recurrent layers with dropout between consecutive layers.
 

@@ -19,7 +19,7 @@ import math
 import keras
 from keras import ops
 
-from kzoo.api import kzoo_export
+from kzoo.utils.serialization import register_serializable
 
 _NEG = -1e9  # a finite "minus infinity": keeps top_k and sums free of NaN
 
@@ -103,7 +103,7 @@ def greedy_search(next, prompt, cache=None, index=1, end_token_id=None, pad_toke
     return tokens
 
 
-@kzoo_export
+@register_serializable
 class BeamSearch:
     """Beam search with the GNMT length penalty, n-best output and static
     (per-sentence) cache entries.

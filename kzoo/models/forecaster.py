@@ -17,9 +17,10 @@ import math
 import keras
 import numpy as np
 
-from kzoo.api import kzoo_export
 from kzoo.layers import StackedRNN
-from kzoo.models._validation import CheckedInputs, check_number, check_seed, concrete_numpy
+from kzoo.models.checked_inputs import CheckedInputs
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_number, check_seed, concrete_numpy
 
 STRATEGIES = ("direct", "autoregressive")
 TRANSFORMS = (None, "log")
@@ -233,7 +234,7 @@ def mase(y_true, y_pred, train_series, season):
     return mae(y_true, y_pred) / float(scale)
 
 
-@kzoo_export
+@register_serializable
 class Forecaster(CheckedInputs, keras.Model):
     """Windowed recurrent forecaster with direct or autoregressive outputs.
 

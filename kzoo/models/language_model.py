@@ -6,19 +6,21 @@ import keras
 import numpy as np
 from keras import ops
 
-from kzoo.api import kzoo_export
 from kzoo.layers import GRU, LSTM
-from kzoo.layers._validation import check_choice, check_rate, check_units
 from kzoo.layers.stacked_cells import state_sizes
-from kzoo.models._validation import (
-    CheckedTokenInputs,
+from kzoo.models.checked_inputs import CheckedTokenInputs
+from kzoo.models.saving import save_compact
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import (
     check_bool,
+    check_choice,
     check_id_matrix,
+    check_rate,
     check_seed,
     check_token_id,
     check_token_ids,
+    check_units,
 )
-from kzoo.models.saving import save_compact
 
 
 class _LSTM(LSTM):
@@ -39,7 +41,7 @@ TOKEN_LEVELS = ("character", "word")
 UNKNOWN_WORD = "<unk>"
 
 
-@kzoo_export
+@register_serializable
 class TiedEmbedding(keras.layers.Layer):
     """Token embedding whose transpose also maps hidden vectors to logits.
 
@@ -150,7 +152,7 @@ def _check_vocabulary(vocabulary, token_level):
     return vocabulary
 
 
-@kzoo_export
+@register_serializable
 class LanguageModel(CheckedTokenInputs, keras.Model):
     """Recurrent language model: next-token logits from a stack of LSTM/GRU layers.
 

@@ -8,8 +8,8 @@ vector however much padding its batch adds. A row with no valid step at all
 import keras
 from keras import ops
 
-from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_units
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_units
 
 
 def _as_float_mask(mask, dtype):
@@ -24,7 +24,7 @@ def _check_rank(layer, shape):
         )
 
 
-@kzoo_export
+@register_serializable
 class GlobalMaskedMaxPooling1D(keras.layers.Layer):
     """Maximum over the valid time steps of each sequence.
 
@@ -65,7 +65,7 @@ class GlobalMaskedMaxPooling1D(keras.layers.Layer):
         return None
 
 
-@kzoo_export
+@register_serializable
 class GlobalMaskedAveragePooling1D(keras.layers.Layer):
     """Mean over the valid time steps of each sequence.
 
@@ -105,7 +105,7 @@ class GlobalMaskedAveragePooling1D(keras.layers.Layer):
         return None
 
 
-@kzoo_export
+@register_serializable
 class AttentionPooling1D(keras.layers.Layer):
     """Additive attention pooling: a learned weighted mean of the valid steps.
 

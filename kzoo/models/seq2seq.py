@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from kzoo import backend
-from kzoo.api import kzoo_export
 from kzoo.layers import (
     GRU,
     LSTM,
@@ -16,8 +15,10 @@ from kzoo.layers import (
     LSTMCell,
     LuongAttention,
 )
-from kzoo.models._validation import (
-    CheckedTokenInputs,
+from kzoo.models.checked_inputs import CheckedTokenInputs, variables_kept_on_error
+from kzoo.models.decoding import BeamSearch, greedy_search, mask_after_end
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import (
     check_bool,
     check_id_matrix,
     check_number,
@@ -25,9 +26,7 @@ from kzoo.models._validation import (
     check_token_id,
     check_token_ids,
     concrete_numpy,
-    variables_kept_on_error,
 )
-from kzoo.models.decoding import BeamSearch, greedy_search, mask_after_end
 
 _CELLS = {"lstm": (LSTM, LSTMCell), "gru": (GRU, GRUCell)}
 _ATTENTIONS = ("luong", "bahdanau")
@@ -39,7 +38,7 @@ def _positive_int(value, name):
     return value
 
 
-@kzoo_export
+@register_serializable
 class MaskedSequenceLoss(keras.losses.Loss):
     """Token cross-entropy averaged over the non-padding target tokens.
 
@@ -77,7 +76,7 @@ class MaskedSequenceLoss(keras.losses.Loss):
         return {"pad_token_id": self.pad_token_id, "name": self.name}
 
 
-@kzoo_export
+@register_serializable
 class Seq2Seq(CheckedTokenInputs, keras.Model):
     """A (bi)directional recurrent encoder and an attention decoder.
 

@@ -24,17 +24,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from kzoo.api import kzoo_export
 from kzoo.layers import LSTM, Bidirectional, StackedRNN
 from kzoo.layers.crf import CRF, first_argmax
-from kzoo.models._validation import (
-    CheckedTokenInputs,
-    check_bool,
-    check_seed,
-    check_token_ids,
-    concrete_numpy,
-    variables_kept_on_error,
-)
+from kzoo.models.checked_inputs import CheckedTokenInputs, variables_kept_on_error
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_bool, check_seed, check_token_ids, concrete_numpy
 
 PAD, UNK = 0, 1  # reserved ids of the word and character vocabularies
 DECODERS = ("softmax", "crf")
@@ -94,7 +88,7 @@ def _check_vocabulary(vocabulary, name):
     return vocabulary
 
 
-@kzoo_export
+@register_serializable
 class CharacterEncoder(keras.layers.Layer):
     """Per-token features computed from the token's characters.
 
@@ -197,7 +191,7 @@ class CharacterEncoder(keras.layers.Layer):
         }
 
 
-@kzoo_export
+@register_serializable
 class UnknownWordDropout(keras.layers.Layer):
     """Replaces word ids by the unknown id with probability `rate` in training.
 
@@ -346,7 +340,7 @@ class _InferenceCache:
         self.decoders = {}
 
 
-@kzoo_export
+@register_serializable
 class SequenceTagger(CheckedTokenInputs, keras.Model):
     """Token features -> bidirectional LSTM stack -> softmax or CRF tags.
 

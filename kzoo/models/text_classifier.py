@@ -2,21 +2,23 @@
 
 import keras
 
-from kzoo.api import kzoo_export
 from kzoo.layers import GRU, LSTM, Bidirectional, SimpleRNN
-from kzoo.layers._validation import check_choice, check_rate, check_units
-from kzoo.models._validation import (
-    CheckedTokenInputs,
-    check_bool,
-    check_id_matrix,
-    check_seed,
-)
+from kzoo.models.checked_inputs import CheckedTokenInputs
 from kzoo.models.pooling import (
     AttentionPooling1D,
     GlobalMaskedAveragePooling1D,
     GlobalMaskedMaxPooling1D,
 )
 from kzoo.models.word_type_dropout import WordTypeDropout
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import (
+    check_bool,
+    check_choice,
+    check_id_matrix,
+    check_rate,
+    check_seed,
+    check_units,
+)
 
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 POOLINGS = ("last", "max", "mean", "attention")
@@ -36,7 +38,7 @@ def _check_pooling(pooling):
     return pooling if isinstance(pooling, str) else list(pooling)
 
 
-@kzoo_export
+@register_serializable
 class TextClassifier(CheckedTokenInputs, keras.Model):
     """Embedding, recurrent layers, mask-aware pooling and a dense head.
 

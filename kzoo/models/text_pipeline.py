@@ -3,12 +3,13 @@
 import keras
 import numpy as np
 
-from kzoo.api import kzoo_export
-from kzoo.models._validation import CheckedTokenInputs, check_id_matrix, check_token_ids
+from kzoo.models.checked_inputs import CheckedTokenInputs
 from kzoo.models.tokenizer import WordTokenizer, check_texts
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_id_matrix, check_token_ids
 
 
-@kzoo_export
+@register_serializable
 class TextPipeline(CheckedTokenInputs, keras.Model):
     """A `WordTokenizer` and a classifier on ids, saved together.
 

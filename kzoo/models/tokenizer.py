@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from kzoo.api import kzoo_export
+from kzoo.utils.serialization import register_serializable
 
 STANDARDIZE_MODES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
 
@@ -65,7 +65,7 @@ def check_texts(texts, name="texts"):
     return checked
 
 
-@kzoo_export
+@register_serializable
 class WordTokenizer:
     """Maps texts to integer ids: standardize, split on whitespace, look up.
 

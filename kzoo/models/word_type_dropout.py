@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from kzoo.api import kzoo_export
-from kzoo.layers._validation import check_rate
+from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_rate
 
 
-@kzoo_export
+@register_serializable
 class WordTypeDropout(keras.layers.Layer):
     """Replaces every occurrence of randomly drawn word types by the unknown id.
 

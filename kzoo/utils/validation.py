@@ -1,4 +1,4 @@
-"""Input checks shared by the kzoo models; each error names the argument.
+"""Argument and input checks shared by kzoo; each error names the argument.
 
 Token ids outside `[0, vocabulary_size)` never fail loudly on their own: JAX's
 gather fills them with NaN, and every backend wraps negative ids around to
@@ -8,8 +8,6 @@ host, before anything is compiled or run. Symbolic tensors (inside `fit`,
 `model(...)` in a functional graph, a traced function) cannot be checked and
 pass through unchanged, as in Keras.
 """
-
-import contextlib
 
 import keras
 import numpy as np
@@ -153,97 +151,56 @@ def _preview(values):
     return text if values.size <= 5 else text[:-1] + ", ...]"
 
 
-def _value_or_none(variable):
-    try:
-        return variable.value
-    except Exception:  # detached by a running JAX loop (its `_value` is None)
-        return None
+def check_units(units, name="units"):
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={units!r}")
+    return units
 
 
-@contextlib.contextmanager
-def variables_kept_on_error(model):
-    """Puts `model`'s variable values back if the block raises.
+def check_rate(rate, name):
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={rate!r}")
+    return float(rate)
 
-    Keras's JAX `predict`/`evaluate`/`fit` detach the variables' values while
-    their compiled function runs and reattach them only at the end; an error
-    raised while tracing (a wrong input shape, a missing package) would leave
-    every variable empty, so that each later call fails with "'NoneType'
-    object is not callable". Only variables left without a value get the
-    value they held before the call, so a variable that still has one (every
-    variable on TensorFlow and PyTorch, whose training updates them in place)
-    is never rolled back.
+
+def check_choice(value, choices, name):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(choices, key=str)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_mask_dtype(mask, layer_name):
+    """Refuses a mask that is neither boolean nor numeric, naming its dtype.
+
+    Runs before `Layer.__call__` converts the mask, whose own error for, say,
+    an array of strings does not say which argument was wrong.
     """
-    variables = list(model.variables)
-    values = [_value_or_none(v) for v in variables]
-    try:
-        yield
-    except BaseException:
-        restored = False
-        for variable, value in zip(variables, values):
-            if value is not None and _value_or_none(variable) is None:
-                variable.assign(value)
-                restored = True
-        if restored and hasattr(model, "_jax_state_synced"):
-            # The values above are the model's state; nothing stale to sync.
-            model._jax_state = None
-            model._jax_state_synced = True
-        raise
+    dtype = getattr(mask, "dtype", None)
+    if mask is None or dtype is None:
+        return
+    name = getattr(dtype, "name", None) or str(dtype)
+    name = name.replace("tf.", "").replace("torch.", "")
+    if name == "bool" or name.startswith(("int", "uint", "float", "bfloat")):
+        return
+    raise ValueError(
+        f"{layer_name}: `mask` must be a boolean (batch, time) tensor (True for valid "
+        f"steps). Received a mask of dtype {name}."
+    )
 
 
-class CheckedInputs:
-    """Mixin for `keras.Model` subclasses that check their inputs on the host.
-
-    `predict`, `predict_on_batch`, `evaluate`, `test_on_batch` and `fit`
-    check concrete inputs with `check_inputs(x)` (and targets with
-    `check_targets(y)`, when given) before Keras compiles anything, and keep
-    the model usable if Keras fails afterwards. Datasets, generators and
-    direct calls (`model(x)`, symbolic tensors) are left to Keras.
-    """
-
-    def check_inputs(self, x):
+def check_int(value, name, minimum=None, allow_none=False):
+    """An int (not a bool) `>= minimum` when `minimum` is given; `None` if allowed."""
+    if value is None and allow_none:
         return None
-
-    def _check_all(self, x, y, allow_none=True):
-        if x is None:
-            if allow_none:
-                return  # e.g. `fit` evaluating its cached validation data
-            raise ValueError(f"`x` must be the model's token ids. Received: x=None ({self.name}).")
-        self.check_inputs(x)
-        if y is not None:
-            self.check_targets(y)
-
-    def check_targets(self, y):
-        return None
-
-    def predict(self, x, *args, **kwargs):
-        self._check_all(x, None, allow_none=False)
-        with variables_kept_on_error(self):
-            return super().predict(x, *args, **kwargs)
-
-    def predict_on_batch(self, x):
-        self._check_all(x, None, allow_none=False)
-        with variables_kept_on_error(self):
-            return super().predict_on_batch(x)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_all(x, y)
-        with variables_kept_on_error(self):
-            return super().evaluate(x, y, *args, **kwargs)
-
-    def test_on_batch(self, x, y=None, *args, **kwargs):
-        self._check_all(x, y)
-        with variables_kept_on_error(self):
-            return super().test_on_batch(x, y, *args, **kwargs)
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_all(x, y)
-        with variables_kept_on_error(self):
-            return super().fit(x, y, *args, **kwargs)
-
-
-class CheckedTokenInputs(CheckedInputs):
-    """`CheckedInputs` for models on token ids: `check_inputs` refuses ids
-    outside the vocabulary (with `check_token_ids` / `check_id_matrix`)."""
-
-    def check_inputs(self, x):
-        raise NotImplementedError
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or (minimum is not None and value < minimum)
+    ):
+        expected = "an int" if minimum is None else f"an int >= {minimum}"
+        if allow_none:
+            expected += " or None"
+        raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
+    return int(value)
