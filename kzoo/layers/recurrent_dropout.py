@@ -33,8 +33,12 @@ class RecurrentDropoutMixin:
             )
 
     def reset_dropout_masks(self):
-        self._input_mask = None
-        self._state_mask = None
+        # Only masks that were set: an assignment goes through Keras's
+        # attribute tracking, which eager torch would pay at every call.
+        if self._input_mask is not None:
+            self._input_mask = None
+        if self._state_mask is not None:
+            self._state_mask = None
 
     def _dropout_inputs(self, inputs, training):
         if not training or self.dropout == 0:

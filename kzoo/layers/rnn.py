@@ -5,9 +5,11 @@ import inspect
 import keras
 import numpy as np
 from keras import ops
+from keras.backend import standardize_dtype
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 from kzoo import backend
+from kzoo.layers.cell_base import RecurrentCell
 from kzoo.layers.stacked_cells import (
     StackedRNNCells,
     initial_states,
@@ -124,7 +126,14 @@ class RNN(keras.layers.Layer):
         return state_structure(self.cell)
 
     def _flat_sizes(self):
-        return keras.tree.flatten(self.state_size)
+        # Fixed once the cell is built; cached outside Keras's attribute
+        # tracking because eager torch reads it at every call.
+        sizes = self.__dict__.get("_built_flat_state_sizes")
+        if sizes is None:
+            sizes = tuple(keras.tree.flatten(self.state_size))
+            if getattr(self.cell, "built", False):
+                self.__dict__["_built_flat_state_sizes"] = sizes
+        return sizes
 
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_rank(sequences_shape)
@@ -197,7 +206,7 @@ class RNN(keras.layers.Layer):
                 f"{self.name}: `mask` must have shape (batch, time) = {expected}, matching "
                 f"the inputs of shape {tuple(sequences.shape)}. Received mask shape {shape}."
             )
-        return ops.cast(mask, "bool")
+        return _cast(mask, "bool")
 
     def _check_states(self, states, sequences, what):
         """Flat list of `states` in the cell's dtype, checked against the cell."""
@@ -227,7 +236,7 @@ class RNN(keras.layers.Layer):
                     f"({batch}, {size}), matching the inputs of shape "
                     f"{tuple(sequences.shape)}. Received shape {shape}."
                 )
-            checked.append(ops.cast(state, self._cell_dtype()))
+            checked.append(_cast(state, self._cell_dtype()))
         return checked
 
     def _check_sequences(self, sequences):
@@ -265,6 +274,11 @@ class RNN(keras.layers.Layer):
             states = [
                 ops.cast(ops.copy(s), self._cell_dtype()) for s in keras.tree.flatten(self.states)
             ]
+        elif self._makes_own_initial_state():
+            # Zeros of (batch, size) in the cell's dtype, made by kzoo itself.
+            states = self.get_initial_state(ops.shape(sequences)[0])
+            if not all(ops.is_tensor(s) for s in states):
+                states = keras.tree.flatten(states)
         else:
             states = self._check_states(
                 self.get_initial_state(ops.shape(sequences)[0]),
@@ -273,12 +287,19 @@ class RNN(keras.layers.Layer):
             )
         return mask, states
 
+    def _makes_own_initial_state(self):
+        """Whether the initial states come from kzoo's own code (a kzoo cell's
+        `get_initial_state`, or zeros for a cell without one), which needs no
+        check; a user cell's `get_initial_state` is checked."""
+        method = getattr(type(self.cell), "get_initial_state", None)
+        return method is None or method is RecurrentCell.get_initial_state
+
     def _finish_call(self, last_output, outputs, states):
         """Keeps the states of a stateful layer; packs the layer's outputs."""
         dtype = self.compute_dtype
-        last_output = ops.cast(last_output, dtype)
-        outputs = ops.cast(outputs, dtype)
-        states = [ops.cast(s, dtype) for s in states]
+        last_output = _cast(last_output, dtype)
+        outputs = _cast(outputs, dtype)
+        states = [_cast(s, dtype) for s in states]
         if self.stateful:
             for variable, state in zip(keras.tree.flatten(self.states), states):
                 variable.assign(ops.cast(state, variable.dtype))
@@ -291,7 +312,7 @@ class RNN(keras.layers.Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=False, constants=None):
         mask, states = self._prepare_call(sequences, initial_state, mask)
-        sequences = ops.cast(sequences, self._cell_dtype())
+        sequences = _cast(sequences, self._cell_dtype())
         _draw_dropout_masks(self.cell, sequences[:, 0, :], states, training)
         try:
             last_output, outputs, states = self._run_loop(
@@ -423,7 +444,7 @@ class RNN(keras.layers.Layer):
         spec = self._fused_spec(training)
         if spec is None:
             return None
-        return spec, ops.cast(sequences, self._cell_dtype()), mask, states
+        return spec, _cast(sequences, self._cell_dtype()), mask, states
 
     def fused_call_outputs(self, last_output, outputs, states):
         """This layer's call results from a kernel's `(last_output, outputs,
@@ -468,6 +489,14 @@ class RNN(keras.layers.Layer):
             config["cell"], custom_objects=custom_objects
         )
         return cls(**config)
+
+
+def _cast(x, dtype):
+    # `ops.cast` converts even when nothing changes; eager torch pays that
+    # at every call.
+    if standardize_dtype(getattr(x, "dtype", None)) == dtype:
+        return x
+    return ops.cast(x, dtype)
 
 
 def check_use_cudnn(use_cudnn):
