@@ -1,0 +1,15 @@
+"""The convention every script in `recipes/` follows.
+
+* `parse_settings`: one settings dataclass per recipe, every setting a flag
+  (with `--quick`, `--seed`, `--output-dir`, `--resume`, `--publish`,
+  `--set KEY=VALUE`).
+* `RunFolder`: each run writes into its own folder (`runs/<recipe>/<name>/`),
+  atomically, and lists what it wrote; `saved_models/` only with `--publish`.
+* `TrainingBackup`: `fit` that resumes exactly after a kill.
+"""
+
+from kzoo.recipes.run_folder import RunFolder
+from kzoo.recipes.settings import RunOptions, parse_settings
+from kzoo.recipes.training_backup import TrainingBackup
+
+__all__ = ["RunFolder", "RunOptions", "TrainingBackup", "parse_settings"]
