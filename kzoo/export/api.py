@@ -110,19 +110,13 @@ class ExportVerificationError(RuntimeError):
 
 
 def load_keras_file(path):
-    """Loads a `.keras` file with a clear error when it is missing or damaged."""
-    from kzoo.models.loading import check_keras_file
+    """Loads a `.keras` file with a clear error when it is missing or damaged.
 
-    path = check_keras_file(path, what="a .keras file")
-    import kzoo.layers  # noqa: F401  registers the kzoo classes for deserialization
+    kzoo's one loader (`kzoo.models.loading.load_file`), without compiling.
+    """
+    from kzoo.models.loading import load_file
 
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # Keras raises many types for damaged archives
-        raise ValueError(
-            f"Could not load {path!r} as a Keras model ({type(error).__name__}: {error}). "
-            "Is it a complete .keras file, and are its custom classes importable?"
-        ) from error
+    return load_file(path, compile=False, what="a .keras file")
 
 
 def _resolve_format(format, path):

@@ -4,6 +4,7 @@ from kzoo.models.decoding import BeamSearch, gnmt_length_penalty, greedy_search
 from kzoo.models.forecaster import Forecaster
 from kzoo.models.language_model import LanguageModel, TiedEmbedding
 from kzoo.models.loading import load
+from kzoo.models.presets import from_preset, get_preset, list_presets
 from kzoo.models.pooling import (
     AttentionPooling1D,
     GlobalMaskedAveragePooling1D,
@@ -16,6 +17,7 @@ from kzoo.models.sequence_tagger import (
     UnknownWordDropout,
 )
 from kzoo.models.text_classifier import TextClassifier
+from kzoo.models.task import Task
 from kzoo.models.text_pipeline import TextPipeline
 from kzoo.models.tokenizer import WordTokenizer
 from kzoo.models.word_type_dropout import WordTypeDropout
@@ -31,6 +33,7 @@ __all__ = [
     "MaskedSequenceLoss",
     "Seq2Seq",
     "SequenceTagger",
+    "Task",
     "TextClassifier",
     "TextPipeline",
     "TiedEmbedding",
@@ -39,5 +42,8 @@ __all__ = [
     "WordTypeDropout",
     "gnmt_length_penalty",
     "greedy_search",
+    "from_preset",
+    "get_preset",
+    "list_presets",
     "load",
 ]

@@ -83,47 +83,95 @@ def check_keras_file(path, what="a .keras model file"):
     return path
 
 
-def load(path, compile=False):
-    """Loads a `.keras` file saved from a kzoo model (e.g. a `TextPipeline`).
+def load(path_or_preset, compile=True, cache_dir=None, base_url=None):
+    """Loads a kzoo model: a shipped preset by name, or a `.keras` file by path.
 
-    All kzoo classes are registered for Keras serialization when `kzoo` is
-    imported, so no `custom_objects` are needed. The file may have been saved
-    on any backend.
+    A preset name (see `kzoo.models.list_presets()`) resolves to a local copy
+    whose sha256 is checked (`kzoo.models.presets.preset_path`: the
+    repository's `saved_models/`, the user cache, else a download). All kzoo
+    classes are registered for Keras serialization when `kzoo` is imported,
+    so no `custom_objects` are needed; the file may come from any backend.
+
+    With `compile=True` the model comes back compiled: with the optimizer,
+    loss and metrics it was saved with, or, for a kzoo task saved without
+    them, with the task's defaults (`task.compile()`).
 
     Args:
-        path: path of a `.keras` file.
-        compile: also restore the optimizer and loss it was saved with.
+        path_or_preset: a preset name such as `"imdb_bigru"`, or the path
+            of a `.keras` file.
+        compile: compile the model (saved settings, else the task defaults).
+            `False` is faster when the model only predicts.
+        cache_dir: for presets, the cache folder's parent (default: the
+            Keras cache dir).
+        base_url: for presets, the URL serving the files (default:
+            `$KZOO_PRESET_BASE_URL`).
 
     Returns:
-        The model; for a `TextPipeline`, `model.predict(["some text"])`
-        returns positive-class probabilities.
+        The model, e.g. a `TextClassifier` whose `predict(["some text"])`
+        returns class probabilities.
 
     Raises:
-        FileNotFoundError: no file at `path`.
-        IsADirectoryError: `path` is a folder.
-        ValueError: `path` is not a `.keras` file, or it is empty, truncated
-            or damaged, or Keras cannot rebuild the model it holds.
+        TypeError: `path_or_preset` is not a str or path.
+        FileNotFoundError: no file at the path.
+        IsADirectoryError: the path is a folder.
+        ValueError: an unknown preset name (the message lists the known
+            ones), a preset file that fails its sha256 check, a file that is
+            not a `.keras` file, or is empty, truncated or damaged, or that
+            Keras cannot rebuild.
 
     Example:
 
-    >>> clf = kzoo.models.load("saved_models/imdb_bigru.keras")
+    >>> clf = kzoo.models.load("imdb_bigru")
+    >>> clf = kzoo.models.load("saved_models/imdb_bigru.keras", compile=False)
     >>> clf.predict(["This movie was wonderful"])
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`path` must be a str or path. Received {type(path).__name__}.")
-    path = os.fspath(path)
-    if not path.endswith(".keras") and not os.path.isdir(path) and os.path.exists(path):
-        raise ValueError(
-            f"Expected a `.keras` model file. Received {path!r} (kzoo.models.load reads the "
-            "Keras 3 zip format, whose files end in '.keras')."
+    from kzoo.models import presets
+
+    if not isinstance(path_or_preset, (str, os.PathLike)):
+        raise TypeError(
+            "`path_or_preset` must be a preset name or the path of a .keras file (str or "
+            f"path). Received {type(path_or_preset).__name__}: {path_or_preset!r}."
         )
-    check_keras_file(path)
+    if presets.looks_like_preset_name(path_or_preset):
+        path = presets.preset_path(path_or_preset, cache_dir=cache_dir, base_url=base_url)
+    else:
+        path = os.fspath(path_or_preset)
+        if not path.endswith(".keras") and not os.path.isdir(path) and os.path.exists(path):
+            raise ValueError(
+                f"Expected a `.keras` model file. Received {path!r} (kzoo.models.load reads the "
+                "Keras 3 zip format, whose files end in '.keras')."
+            )
+    return load_file(path, compile=compile)
+
+
+def load_file(path, compile=False, what="a .keras model file"):
+    """Loads the `.keras` file at `path` after checking it (`check_keras_file`).
+
+    The one place where kzoo opens a `.keras` file (`load`, `kzoo.export`).
+    With `compile=True`, a kzoo task saved without compile settings is
+    compiled with its defaults.
+
+    Args:
+        path: the file.
+        compile: as in `load`.
+        what: how error messages name the expected file.
+
+    Raises:
+        As `check_keras_file`, and ValueError when Keras cannot rebuild the
+        model.
+    """
+    path = check_keras_file(path, what=what)
     import kzoo.layers  # noqa: F401  registers the kzoo classes for deserialization
+    import kzoo.models  # noqa: F401
+    from kzoo.models.task import Task
 
     try:
-        return keras.saving.load_model(path, compile=compile)
+        model = keras.saving.load_model(path, compile=compile)
     except Exception as e:  # Keras raises many types for archives it cannot rebuild
         raise ValueError(
             f"Could not load the model in {path!r} ({type(e).__name__}: {e}). Is it a complete "
             ".keras file saved by kzoo, and are the modules of its custom classes imported?"
         ) from e
+    if compile and isinstance(model, Task) and not model.compiled:
+        model.compile()  # saved without compile settings: the task's defaults
+    return model

@@ -204,3 +204,29 @@ def check_int(value, name, minimum=None, allow_none=False):
             expected += " or None"
         raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
     return int(value)
+
+
+def check_finite_array(values, name, ndim=None):
+    """A float64 NumPy array of finite numbers (of rank `ndim` when given).
+
+    The error for NaN or infinite values gives their count and the index of
+    the first; strings, ragged lists and other non-numbers are refused.
+    """
+    if values is None or isinstance(values, (str, bytes)):
+        raise ValueError(f"`{name}` must be an array of numbers. Received: {name}={values!r:.80}")
+    try:
+        array = np.asarray(values, dtype="float64")
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"`{name}` must be an array of numbers (a ragged list or non-numeric values "
+            f"cannot be read): {e}"
+        ) from None
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"`{name}` must be {ndim}-D. Received shape {array.shape}.")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"`{name}` contains {int(bad.sum())} NaN or infinite value(s); the first "
+            f"is at index {_first(bad)}. Fill or drop missing values first."
+        )
+    return array
