@@ -6,10 +6,22 @@
 * `RunFolder`: each run writes into its own folder (`runs/<recipe>/<name>/`),
   atomically, and lists what it wrote; `saved_models/` only with `--publish`.
 * `TrainingBackup`: `fit` that resumes exactly after a kill.
+* `training_callbacks`: the task's real metric each epoch (`EpochMetric`),
+  the best model (`BestModel`), early stopping, a CSV log, TensorBoard on
+  TensorFlow, and the backup, in one call.
 """
 
+from kzoo.recipes.callbacks import BestModel, EpochMetric, training_callbacks
 from kzoo.recipes.run_folder import RunFolder
 from kzoo.recipes.settings import RunOptions, parse_settings
 from kzoo.recipes.training_backup import TrainingBackup
 
-__all__ = ["RunFolder", "RunOptions", "TrainingBackup", "parse_settings"]
+__all__ = [
+    "BestModel",
+    "EpochMetric",
+    "RunFolder",
+    "RunOptions",
+    "TrainingBackup",
+    "parse_settings",
+    "training_callbacks",
+]

@@ -15,6 +15,7 @@ Shared flags: `--quick`, `--seed`, `--name`, `--output-dir`,
 import argparse
 import dataclasses
 import os
+import types
 import typing
 
 import keras
@@ -56,7 +57,7 @@ def _converter(field, hint):
     """A function str -> value for the field's type, with clear errors."""
     optional = False
     origin = typing.get_origin(hint)
-    if origin is typing.Union:
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         optional = len(args) < len(typing.get_args(hint))
         hint = args[0] if len(args) == 1 else str

@@ -156,6 +156,8 @@ class TrainingBackup(keras.callbacks.Callback):
         self.finished = False
         self.restored_epoch = 0
         if not os.path.exists(self.path):
+            if self.csv_log is not None:
+                _trim_csv_log(self.csv_log, 0)  # rows of a run killed in its first epoch
             return 0
         if not model.built:
             raise ValueError(
@@ -226,7 +228,14 @@ def _trim_csv_log(path, epochs):
     if not rows or "epoch" not in rows[0]:
         return
     column = rows[0].index("epoch")
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[column])) < epochs]
+
+    def keep(row):  # a row torn by the kill (short, unparsable) goes too
+        try:
+            return len(row) == len(rows[0]) and int(float(row[column])) < epochs
+        except ValueError:
+            return False
+
+    kept = [rows[0]] + [r for r in rows[1:] if keep(r)]
     if len(kept) == len(rows):
         return
     out = io.StringIO()

@@ -267,3 +267,56 @@ def test_a_real_kill_during_fit_resumes(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "parts.npy"), np.load(tmp_path / "whole.npy"), rtol=1e-5, atol=1e-6
     )
+
+
+def _train_standard(folder, data, x, y, kill=None, epochs=4):
+    from kzoo.recipes import EpochMetric, training_callbacks
+
+    model = _model()
+    run = RunFolder(folder)
+    score = EpochMetric("val_score", lambda m: -float(m.evaluate(x, y, verbose=0)), every=2)
+    callbacks, backup = training_callbacks(
+        run, monitor="val_score", mode="max", patience=3, metrics=[score], datasets=[data]
+    )
+    initial_epoch = backup.restore(model)
+    if kill:
+        callbacks.append(KillAt(*kill))
+    model.fit(
+        data,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0,
+    )
+    return model, run
+
+
+@pytest.mark.large
+def test_standard_callbacks_resume_with_the_task_metric(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 6)).astype("float32")
+    y = (x @ rng.standard_normal((6, 1))).astype("float32")
+    whole, whole_run = _train_standard(str(tmp_path / "whole"), EpochBatches(x, y, 16, 2), x, y)
+    with pytest.raises(KeyboardInterrupt):
+        _train_standard(str(tmp_path / "parts"), EpochBatches(x, y, 16, 2), x, y, kill=(3, 1))
+    parts, parts_run = _train_standard(str(tmp_path / "parts"), EpochBatches(x, y, 16, 2), x, y)
+    logs = [_log(r.path) for r in (whole_run, parts_run)]
+    assert [e for e, _ in logs[0]] == [e for e, _ in logs[1]] == list("0123")
+    with open(parts_run.file("log.csv")) as f:
+        scores = [float(row["val_score"]) for row in csv.DictReader(f)]
+    assert scores[1] == scores[0] != scores[2] != scores[3]  # epochs 0, 2 and the last
+    best = keras.saving.load_model(parts_run.file("best.keras"))
+    reference = keras.saving.load_model(whole_run.file("best.keras"))
+    np.testing.assert_allclose(
+        best.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5
+    )
+
+
+def test_best_model_names_a_missing_log_key(tmp_path):
+    from kzoo.recipes import BestModel
+
+    callback = BestModel(tmp_path / "best.keras", monitor="val_f1", mode="max")
+    callback.set_model(_model())
+    with pytest.raises(ValueError, match="'val_f1', which is not in the logs"):
+        callback.on_epoch_end(0, {"loss": 1.0})
