@@ -1,5 +1,6 @@
 """Recurrent cells, the layer that runs them, wrappers and attention."""
 
+from kzoo.layers.activation_regularization import ActivationRegularization
 from kzoo.layers.attention import BahdanauAttention, LuongAttention
 from kzoo.layers.attention_decoder_cell import AttentionDecoderCell
 from kzoo.layers.bidirectional import Bidirectional
@@ -8,6 +9,7 @@ from kzoo.layers.gru_cell import GRUCell
 from kzoo.layers.lstm_cell import LSTMCell
 from kzoo.layers.recurrent_layers import GRU, LSTM, SimpleRNN
 from kzoo.layers.rnn import RNN
+from kzoo.layers.sampled_softmax import SampledSoftmax
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
 from kzoo.layers.stacked_cells import StackedRNNCells
 from kzoo.layers.stacked_rnn import StackedRNN
@@ -28,4 +30,6 @@ __all__ = [
     "AttentionDecoderCell",
     "CRF",
     "CRFTagger",
+    "ActivationRegularization",
+    "SampledSoftmax",
 ]

@@ -19,9 +19,22 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
     User-written cells do not need this class: `kzoo.layers.RNN` runs any
     layer with `state_size`, `output_size`, `get_initial_state(batch_size)`
     and `call(inputs, states, training=False)`.
+
+    Weight drop (`recurrent_weight_dropout`, the DropConnect of AWD-LSTM):
+    in training every call of the recurrent layer draws one Bernoulli mask
+    `M` of the shape of `recurrent_kernel`, shared by all sequences of the
+    batch and all time steps, and the cell runs with
+
+        U' = U * M / (1 - p)
+
+    in place of `U`. The dropped kernel enters the `CellSpec`, so the fused
+    kernels of every backend run it unchanged; gradients reach `U` through
+    the product. In inference `U` is used as it is.
     """
 
     num_gates = 1
+    _recurrent_weight_mask = None
+    _dropped_recurrent_kernel = None
 
     def __init__(
         self,
@@ -39,6 +52,7 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
         bias_constraint=None,
         dropout=0.0,
         recurrent_dropout=0.0,
+        recurrent_weight_dropout=0.0,
         seed=None,
         **kwargs,
     ):
@@ -57,6 +71,9 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.dropout = check_rate(dropout, "dropout")
         self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+        self.recurrent_weight_dropout = check_rate(
+            recurrent_weight_dropout, "recurrent_weight_dropout"
+        )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
         self.input_dim = None
@@ -113,6 +130,58 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
     def build_extra_weights(self):
         """Hook for weights created after `kernel`, `recurrent_kernel`, `bias`."""
 
+    # -- weight drop ---------------------------------------------------------
+
+    def prepare_dropout_masks(self, step_inputs, state, training=False):
+        super().prepare_dropout_masks(step_inputs, state, training)
+        if training and self.recurrent_weight_dropout > 0:
+            # Drawn after the input and state masks, from the same seed
+            # generator, so the fused and the reference paths draw alike.
+            self._recurrent_weight_mask = self._draw_recurrent_weight_mask()
+            # Formed once per call, not at every step of the generic loop.
+            self._dropped_recurrent_kernel = self._apply_weight_mask(
+                self._compute_recurrent_kernel(), self._recurrent_weight_mask
+            )
+
+    def reset_dropout_masks(self):
+        super().reset_dropout_masks()
+        # Only when set: each assignment goes through Keras's attribute
+        # tracking, which eager torch would pay at every call.
+        if self._recurrent_weight_mask is not None:
+            self._recurrent_weight_mask = None
+            self._dropped_recurrent_kernel = None
+
+    def _draw_recurrent_weight_mask(self):
+        ones = ops.ones(tuple(self.recurrent_kernel.shape), dtype=self.compute_dtype)
+        # Inverted dropout: the kept entries are scaled by 1 / (1 - p).
+        return keras.random.dropout(
+            ones, rate=self.recurrent_weight_dropout, seed=self.seed_generator
+        )
+
+    def _compute_recurrent_kernel(self):
+        # Called outside the cell's own `__call__` (no autocast there).
+        return ops.cast(self.recurrent_kernel, self.compute_dtype)
+
+    @staticmethod
+    def _apply_weight_mask(kernel, mask):
+        kernel = ops.convert_to_tensor(kernel)
+        return kernel * ops.cast(mask, kernel.dtype)
+
+    def recurrent_kernel_for_call(self, training=False):
+        """The recurrent kernel the current call computes with.
+
+        `recurrent_kernel` itself in inference or without weight drop; in
+        training with `recurrent_weight_dropout > 0` the kernel times the mask
+        drawn for this call by the recurrent layer (a cell called by hand,
+        outside `kzoo.layers.RNN`, draws a fresh mask at each call).
+        """
+        if not training or self.recurrent_weight_dropout == 0:
+            return self.recurrent_kernel
+        if self._dropped_recurrent_kernel is not None:
+            return self._dropped_recurrent_kernel
+        mask = self._draw_recurrent_weight_mask()
+        return self._apply_weight_mask(self._compute_recurrent_kernel(), mask)
+
     def _fused_kind(self):
         """The `kzoo.backend.CellSpec` kind whose equations are exactly this
         cell's, or None; each kzoo cell class answers for itself only (a
@@ -150,15 +219,26 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
                 input_mask = getattr(self, "_input_mask", None)
             if input_mask is None:
                 return None
+        weight_mask = None
+        if training and self.recurrent_weight_dropout > 0:
+            # The weight-drop mask drawn for this call; a caller that drew
+            # none (a wrapper asking ahead of the loop) gets the generic loop.
+            weight_mask = self._recurrent_weight_mask
+            if weight_mask is None:
+                return None
         weights = [self.kernel, self.recurrent_kernel] + ([self.bias] if self.use_bias else [])
         # `.value`: autocast inside `__call__`, the mapped value in a
         # StatelessScope; a tensor, not the variable, on every backend.
         tensors = [ops.convert_to_tensor(w.value) for w in weights]
+        recurrent_kernel = tensors[1]
+        if weight_mask is not None:
+            # Dropped before the kernel runs: the backends see a plain spec.
+            recurrent_kernel = self._apply_weight_mask(recurrent_kernel, weight_mask)
         return CellSpec(
             kind=kind,
             units=self.units,
             kernel=tensors[0],
-            recurrent_kernel=tensors[1],
+            recurrent_kernel=recurrent_kernel,
             bias=tensors[2] if self.use_bias else None,
             activation=activation_name(self.activation),
             input_mask=input_mask,
@@ -194,6 +274,7 @@ class RecurrentCell(RecurrentDropoutMixin, keras.layers.Layer):
             "bias_constraint": ser(self.bias_constraint),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "recurrent_weight_dropout": self.recurrent_weight_dropout,
             "seed": self.seed,
         }
         return {**super().get_config(), **config}

@@ -47,7 +47,8 @@ class GRUCell(RecurrentCell):
             the results are the same).
         layer_norm: whether to layer-normalize the projections.
         kernel_initializer, recurrent_initializer, bias_initializer,
-        regularizers, constraints, dropout, recurrent_dropout, seed:
+        regularizers, constraints, dropout, recurrent_dropout,
+        recurrent_weight_dropout, seed:
             as in `kzoo.layers.SimpleRNNCell`.
 
     Call arguments:
@@ -128,6 +129,7 @@ class GRUCell(RecurrentCell):
         x = self._dropout_inputs(inputs, training)
         h_in = self._dropout_state(h_prev, training)
         units = self.units
+        recurrent_kernel = self.recurrent_kernel_for_call(training)
         x_proj = self._norm(ops.matmul(x, self.kernel), getattr(self, "input_norm_gamma", None))
         if self.use_bias:
             input_bias = self.bias[0] if self.reset_after else self.bias
@@ -135,7 +137,7 @@ class GRUCell(RecurrentCell):
         x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
         recurrent_gamma = getattr(self, "recurrent_norm_gamma", None)
         if self.reset_after:
-            h_proj = self._norm(ops.matmul(h_in, self.recurrent_kernel), recurrent_gamma)
+            h_proj = self._norm(ops.matmul(h_in, recurrent_kernel), recurrent_gamma)
             if self.use_bias:
                 h_proj = h_proj + self.bias[1]
             h_z, h_r, h_h = ops.split(h_proj, 3, axis=-1)
@@ -143,7 +145,7 @@ class GRUCell(RecurrentCell):
             r = self.recurrent_activation(x_r + h_r)
             g = self.activation(x_h + r * h_h)
         else:
-            zr_proj = ops.matmul(h_in, self.recurrent_kernel[:, : 2 * units])
+            zr_proj = ops.matmul(h_in, recurrent_kernel[:, : 2 * units])
             if self.layer_norm:
                 # Normalize the (z, r) part and the candidate part of h U
                 # with their slices of one gamma, the candidate after reset.
@@ -151,7 +153,7 @@ class GRUCell(RecurrentCell):
             h_z, h_r = ops.split(zr_proj, 2, axis=-1)
             z = self.recurrent_activation(x_z + h_z)
             r = self.recurrent_activation(x_r + h_r)
-            cand = ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * units :])
+            cand = ops.matmul(r * h_in, recurrent_kernel[:, 2 * units :])
             if self.layer_norm:
                 cand = self._norm(cand, recurrent_gamma[2 * units :])
             g = self.activation(x_h + cand)

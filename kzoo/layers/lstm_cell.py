@@ -41,7 +41,8 @@ class LSTMCell(RecurrentCell):
             the results are the same).
         layer_norm: whether to layer-normalize as described above.
         kernel_initializer, recurrent_initializer, bias_initializer,
-        regularizers, constraints, dropout, recurrent_dropout, seed:
+        regularizers, constraints, dropout, recurrent_dropout,
+        recurrent_weight_dropout, seed:
             as in `kzoo.layers.SimpleRNNCell`.
 
     Call arguments:
@@ -136,7 +137,7 @@ class LSTMCell(RecurrentCell):
         x = self._dropout_inputs(inputs, training)
         h_in = self._dropout_state(h_prev, training)
         x_proj = ops.matmul(x, self.kernel)  # (batch, 4 * units)
-        h_proj = ops.matmul(h_in, self.recurrent_kernel)
+        h_proj = ops.matmul(h_in, self.recurrent_kernel_for_call(training))
         if self.layer_norm:
             x_proj = layer_norm(x_proj, self.input_norm_gamma)
             h_proj = layer_norm(h_proj, self.recurrent_norm_gamma)

@@ -79,7 +79,8 @@ class SimpleRNN(_CellLayer):
         units: positive int.
         return_sequences, return_state, go_backwards, stateful: as in
             `kzoo.layers.RNN`.
-        **kwargs: `kzoo.layers.SimpleRNNCell` arguments and layer arguments.
+        **kwargs: `kzoo.layers.SimpleRNNCell` arguments (`dropout`,
+            `recurrent_weight_dropout`, ...) and layer arguments.
 
     Example:
 
@@ -105,7 +106,8 @@ class LSTM(_CudnnLayer):
             configuration allows it, True insists on it (`ValueError` where
             it cannot run), False never uses it; as in `keras.layers.LSTM`.
         **kwargs: `kzoo.layers.LSTMCell` arguments (`dropout`,
-            `recurrent_dropout`, `layer_norm`, ...) and layer arguments.
+            `recurrent_dropout`, `recurrent_weight_dropout`, `layer_norm`, ...)
+            and layer arguments.
 
     Example:
 
@@ -127,7 +129,7 @@ class GRU(_CudnnLayer):
             `kzoo.layers.RNN`.
         use_cudnn: `"auto"`, True or False, as for `kzoo.layers.LSTM`.
         **kwargs: `kzoo.layers.GRUCell` arguments (`reset_after`, `dropout`,
-            ...) and layer arguments.
+            `recurrent_weight_dropout`, ...) and layer arguments.
 
     Example:
 

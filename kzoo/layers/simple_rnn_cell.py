@@ -30,6 +30,12 @@ class SimpleRNNCell(RecurrentCell):
         dropout: fraction of input units dropped, one mask per sequence.
         recurrent_dropout: fraction of state units dropped, one mask per
             sequence.
+        recurrent_weight_dropout: fraction of the entries of
+            `recurrent_kernel` dropped in training (weight drop, the
+            DropConnect of AWD-LSTM): one mask per call of the recurrent
+            layer, shared by the batch and all time steps, applied before
+            the fused kernel runs (see `kzoo.layers.cell_base.RecurrentCell`).
+            Merity et al., 2018, https://arxiv.org/abs/1708.02182
         seed: int seed for the dropout masks.
 
     Call arguments:
@@ -59,7 +65,7 @@ class SimpleRNNCell(RecurrentCell):
         h_prev = states[0] if isinstance(states, (list, tuple)) else states
         x = self._dropout_inputs(inputs, training)
         h_in = self._dropout_state(h_prev, training)
-        z = ops.matmul(x, self.kernel) + ops.matmul(h_in, self.recurrent_kernel)
+        z = ops.matmul(x, self.kernel) + ops.matmul(h_in, self.recurrent_kernel_for_call(training))
         if self.use_bias:
             z = z + self.bias
         h = self.activation(z)
