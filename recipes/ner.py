@@ -90,7 +90,7 @@ def load_data(quick, max_train=None):
 
 def scores(tagger, tokens, tags, batch_size):
     start = time.perf_counter()
-    predicted = tagger.tag(tokens, batch_size=batch_size)
+    predicted = tagger.predict(tokens, batch_size=batch_size)  # one tag list per sentence
     seconds = time.perf_counter() - start
     result = entity_f1(tags, predicted)
     result["tagging_seconds"] = round(seconds, 2)

@@ -4,7 +4,8 @@ from kzoo.layers.activation_regularization import ActivationRegularization
 from kzoo.layers.attention import BahdanauAttention, LuongAttention
 from kzoo.layers.attention_decoder_cell import AttentionDecoderCell
 from kzoo.layers.bidirectional import Bidirectional
-from kzoo.layers.crf import CRF, CRFTagger
+from kzoo.layers.character_encoder import CharacterEncoder
+from kzoo.layers.crf import CRF
 from kzoo.layers.gru_cell import GRUCell
 from kzoo.layers.lstm_cell import LSTMCell
 from kzoo.layers.recurrent_layers import GRU, LSTM, SimpleRNN
@@ -13,6 +14,7 @@ from kzoo.layers.sampled_softmax import SampledSoftmax
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
 from kzoo.layers.stacked_cells import StackedRNNCells
 from kzoo.layers.stacked_rnn import StackedRNN
+from kzoo.layers.unknown_word_dropout import UnknownWordDropout
 
 __all__ = [
     "RNN",
@@ -29,7 +31,8 @@ __all__ = [
     "LuongAttention",
     "AttentionDecoderCell",
     "CRF",
-    "CRFTagger",
+    "CharacterEncoder",
+    "UnknownWordDropout",
     "ActivationRegularization",
     "SampledSoftmax",
 ]

@@ -1,15 +1,11 @@
 """Linear-chain conditional random field (CRF) for sequence tagging.
 
-Two public classes:
-
-- `CRF`: a layer that holds the tag-transition scores and implements the forward
-  algorithm (`log_likelihood`) and Viterbi decoding (`viterbi_decode`).
-- `CRFTagger`: a `keras.Model` that puts a `CRF` on top of any model producing
-  per-step emission scores, trains with the CRF negative log-likelihood through
-  a plain `model.fit`, and returns Viterbi tags from `model.predict`.
-
-Both are pure `keras.ops` (the time loop is `keras.ops.scan`), so they run
-eagerly and compiled on the TensorFlow, JAX and PyTorch backends.
+`CRF` is a layer that holds the tag-transition scores and implements the
+forward algorithm (`log_likelihood`), the training loss
+(`negative_log_likelihood`, the one CRF loss of kzoo: `SequenceTagger` trains
+with it) and Viterbi decoding (`viterbi_decode`, also its `call`). It is pure
+`keras.ops` (the time loop is `keras.ops.scan`), so it runs eagerly and
+compiled on the TensorFlow, JAX and PyTorch backends.
 """
 
 import keras
@@ -18,18 +14,7 @@ from keras import ops
 
 from kzoo.backend.spec import static_shape
 from kzoo.utils.serialization import register_serializable
-
-
-def _concrete_numpy(x):
-    """`x` as a NumPy array when its values are known now, else `None`.
-
-    Inside a traced function (`tf.function`, `jax.jit`, symbolic Keras tensors)
-    the values do not exist yet, so conversion fails and nothing is checked.
-    """
-    try:
-        return ops.convert_to_numpy(x)
-    except Exception:  # any "this tensor is symbolic" error of any backend
-        return None
+from kzoo.utils.validation import check_int, concrete_numpy
 
 
 # The scan bodies are module-level functions that get the CRF weights in the
@@ -170,13 +155,17 @@ class CRF(keras.layers.Layer):
         emissions: float tensor (batch, time, num_tags), e.g. a `Dense` output.
         mask: optional bool tensor (batch, time); taken from Keras masking
             (e.g. `Embedding(mask_zero=True)`) when not given.
-        training: bool. `False`/`None`: return the Viterbi tags. `True`:
-            return the pair `(emissions, mask)` that `CRFTagger` turns into the
-            loss (`mask` is all-true when no mask was given).
+        training: unused (decoding has no training behaviour); train with
+            `negative_log_likelihood` as the loss (see below).
 
     Returns:
-        Inference: int32 tensor (batch, time) of best tags (0 at masked steps).
-        Training: tuple `(emissions, mask)` as described above.
+        int32 tensor (batch, time) of the Viterbi tags (0 at masked steps).
+
+    Training: the loss is `negative_log_likelihood(emissions, tags, mask)`,
+    the mean of $-\\log p(y | e)$ over the sequences. A model computes its
+    emission scores in the functional graph and returns this loss from its
+    `compute_loss` (as `kzoo.models.SequenceTagger` does); the CRF weights
+    are trained with it, and the decoded tags come from `call`.
 
     Example:
 
@@ -185,6 +174,7 @@ class CRF(keras.layers.Layer):
     emissions = keras.random.normal((2, 7, 5))
     tags = crf(emissions)                             # (2, 7) int32
     ll = crf.log_likelihood(emissions, tags)          # (2,)
+    loss = crf.negative_log_likelihood(emissions, tags)  # scalar
     tags, best = crf.viterbi_decode(emissions, return_scores=True)
     ```
 
@@ -204,13 +194,7 @@ class CRF(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            isinstance(num_tags, bool)
-            or not isinstance(num_tags, (int, np.integer))
-            or num_tags < 1
-        ):
-            raise ValueError(f"`num_tags` must be a positive int. Received: num_tags={num_tags!r}")
-        self.num_tags = int(num_tags)
+        self.num_tags = check_int(num_tags, "num_tags", minimum=1)
         self.transitions_initializer = keras.initializers.get(transitions_initializer)
         self.boundary_initializer = keras.initializers.get(boundary_initializer)
         self.transitions_regularizer = keras.regularizers.get(transitions_regularizer)
@@ -272,8 +256,8 @@ class CRF(keras.layers.Layer):
                 f"CRF tags must have shape (batch, time) = {e_shape[:2]} matching "
                 f"the emissions {e_shape}. Received tags with shape {t_shape}."
             )
-        tags_np = _concrete_numpy(tags)
-        mask_np = _concrete_numpy(mask)
+        tags_np = concrete_numpy(tags)
+        mask_np = concrete_numpy(mask)
         if tags_np is not None and tags_np.dtype.kind not in "iuf":
             raise ValueError(
                 f"CRF tags must be integer tag ids. Received tags of dtype {tags_np.dtype}."
@@ -349,6 +333,39 @@ class CRF(keras.layers.Layer):
         score, log_z = self._forward(*self._prepare(emissions, mask, tags))
         return score - log_z
 
+    def negative_log_likelihood(self, emissions, tags, mask=None, sample_weight=None):
+        """The CRF training loss: mean negative log-likelihood per sequence.
+
+        $$L = \\frac{1}{N} \\sum_b w_b \\, (-\\log p(y_b | e_b))$$
+
+        where $N$ counts the sequences with at least one valid step: rows
+        that are all padding (e.g. the filler rows of a fixed-size batch)
+        add nothing and do not dilute the mean.
+
+        Args:
+            emissions: float (batch, time, num_tags).
+            tags: int (batch, time) gold tags, as in `log_likelihood`.
+            mask: optional bool (batch, time); masked steps are skipped.
+            sample_weight: optional float (batch,), one weight per sequence.
+
+        Returns:
+            Scalar float tensor in the layer's variable dtype; 0 when no
+            sequence has a valid step.
+        """
+        emissions, mask, tags = self._prepare(emissions, mask, tags)
+        score, log_z = self._forward(emissions, mask, tags)
+        per_sequence = log_z - score  # (batch,), 0 for empty rows
+        if sample_weight is not None:
+            w_shape = static_shape(sample_weight)
+            if len(w_shape) != 1:
+                raise ValueError(
+                    "CRF `sample_weight` must hold one weight per sequence, shape (batch,). "
+                    f"Received sample_weight with shape {w_shape}."
+                )
+            per_sequence = per_sequence * ops.cast(sample_weight, per_sequence.dtype)
+        sequences = ops.sum(ops.cast(ops.any(mask, axis=1), per_sequence.dtype))
+        return ops.sum(per_sequence) / ops.maximum(sequences, 1.0)
+
     def path_score(self, emissions, tags, mask=None):
         """Unnormalized path score s(tags) (batch,); 0 for rows with no step."""
         score, _ = self._forward(*self._prepare(emissions, mask, tags))
@@ -414,24 +431,15 @@ class CRF(keras.layers.Layer):
 
     # ------------------------------------------------------------------ Keras
     def call(self, emissions, mask=None, training=None):
-        if training:
-            emissions, mask, _ = self._prepare(emissions, mask)
-            return emissions, mask
         return self.viterbi_decode(emissions, mask)
 
     def compute_mask(self, inputs, mask=None):
-        # Outputs are tags (or a training pair), which carry no Keras mask.
+        # Outputs are tags, which carry no Keras mask.
         return None
 
     def compute_output_spec(self, emissions, mask=None, training=None):
         self._check_emissions_shape(static_shape(emissions))
-        batch_time = tuple(emissions.shape[:2])
-        if training:
-            return (
-                keras.KerasTensor(tuple(emissions.shape), dtype=self.variable_dtype),
-                keras.KerasTensor(batch_time, dtype="bool"),
-            )
-        return keras.KerasTensor(batch_time, dtype="int32")
+        return keras.KerasTensor(tuple(emissions.shape[:2]), dtype="int32")
 
     def get_config(self):
         config = super().get_config()
@@ -448,173 +456,3 @@ class CRF(keras.layers.Layer):
             }
         )
         return config
-
-
-@register_serializable
-class CRFTagger(keras.Model):
-    """Sequence tagger: an emission model followed by a `CRF`, trained end to end.
-
-    Training design: `call(x, training=True)` returns the CRF's training pair
-    `(emissions, mask)` and `compute_loss` turns it into the mean negative
-    log-likelihood $-\\frac{1}{B}\\sum_b w_b \\log p(y_b | x_b)$ (plus any
-    regularization losses). `call(x)` at inference returns Viterbi tags, so
-    `predict` gives (batch, time) int32 tags. Only the backend-independent
-    `compute_loss`/`compute_metrics` hooks are overridden, so `fit`,
-    `evaluate` and `predict` work unchanged on every backend, and the model
-    saves to `.keras` like any model (backbone and CRF are serialized as
-    nested objects). `evaluate` gets tags from `call`, so its loss runs the
-    backbone a second time (with `training=False`) to get the emissions.
-
-    Compile without a `loss` (the CRF loss is built in). Compiled metrics see
-    the decoded tags and the targets, and are updated in `evaluate` (and on
-    validation data); during `fit` only the loss is reported, to avoid a
-    Viterbi pass per training step. Padded steps count in such metrics; for
-    entity-level scores use `kzoo.metrics.ner.entity_f1` on `predict` output.
-
-    Args:
-        backbone: a `keras.Model`/layer mapping the inputs to emission scores
-            (batch, time, num_tags), propagating a Keras mask for padding
-            (e.g. starting with `Embedding(mask_zero=True)`).
-        crf: the `CRF` layer applied to the emissions.
-        **kwargs: base `keras.Model` arguments (`name`, ...).
-
-    Call arguments:
-        inputs: whatever `backbone` takes.
-        training: bool; see "Training design" above.
-
-    Returns:
-        int32 tags (batch, time) at inference; `(emissions, mask)` in training.
-
-    Example:
-
-    ```python
-    backbone = keras.Sequential([
-        keras.layers.Embedding(vocab_size, 64, mask_zero=True),
-        keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True)),
-        keras.layers.Dense(num_tags),
-    ])
-    tagger = CRFTagger(backbone, CRF(num_tags))
-    tagger.compile(optimizer="adam")
-    tagger.fit(token_ids, tag_ids, epochs=3)
-    predicted = tagger.predict(token_ids)        # (batch, time) int32
-    ```
-
-    Reference:
-        Huang, Xu, Yu, "Bidirectional LSTM-CRF Models for Sequence Tagging",
-        arXiv:1508.01991, 2015.
-    """
-
-    def __init__(self, backbone, crf, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(crf, CRF):
-            raise ValueError(f"`crf` must be a kzoo CRF layer. Received: crf={crf!r}")
-        if not callable(backbone):
-            raise ValueError(
-                f"`backbone` must be a Keras model or layer. Received: backbone={backbone!r}"
-            )
-        self.backbone = backbone
-        self.crf = crf
-        if not crf.built:
-            # The CRF's weights depend only on `num_tags`; creating them now
-            # lets users read/assign `tagger.crf.transitions` before any call.
-            crf.build((None, None, crf.num_tags))
-
-    def build(self, input_shape):
-        if not self.backbone.built:
-            self.backbone.build(input_shape)
-        self.built = True
-
-    def call(self, inputs, training=None):
-        emissions = self.backbone(inputs, training=training)
-        return self.crf(emissions, training=training)
-
-    def _check_tags(self, y):
-        # Inside the compiled train step the tags are symbolic and a float
-        # 1.5 would be cast to 1 unseen; concrete ones are checked first.
-        values = _concrete_numpy(y)
-        if values is None or values.size == 0:
-            return
-        if values.dtype.kind not in "iuf":
-            raise ValueError(f"`y` must hold integer tag ids. Received dtype {values.dtype}.")
-        if values.dtype.kind == "f":
-            fractional = values[~(np.isfinite(values) & (values == np.round(values)))]
-            if fractional.size:
-                raise ValueError(
-                    "`y` must hold integer tag ids (whole numbers). Received non-integer "
-                    f"values {fractional[:10].tolist()}."
-                )
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        if y is not None:
-            self._check_tags(y)
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        if y is not None:
-            self._check_tags(y)
-        return super().evaluate(x, y, *args, **kwargs)
-
-    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
-        if loss is not None:
-            raise ValueError(
-                "CRFTagger computes its own CRF loss; compile it without `loss`. "
-                f"Received: loss={loss!r}"
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips restoring the compile state of models that override
-        # `compile`; ours only forbids `loss`, so restore it as Keras would.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if isinstance(y_pred, (tuple, list)):
-            emissions, mask = y_pred
-        else:
-            # `evaluate`/`test_on_batch` call the model with training=False and
-            # get tags; rebuild the emissions for the likelihood.
-            emissions, mask = self.crf(self.backbone(x, training=False), training=True)
-        if len(static_shape(y)) == 3 and static_shape(y)[-1] == 1:
-            y = ops.squeeze(y, -1)
-        nll = -self.crf.log_likelihood(emissions, y, mask)  # (batch,)
-        if sample_weight is not None:
-            sw_shape = static_shape(sample_weight)
-            if len(sw_shape) != 1:
-                raise ValueError(
-                    "CRFTagger takes one sample weight per sequence, shape "
-                    f"(batch,). Received sample_weight with shape {sw_shape}."
-                )
-            nll = nll * ops.cast(sample_weight, nll.dtype)
-        loss = ops.mean(nll)
-        for extra in self.losses:
-            loss = loss + ops.cast(extra, loss.dtype)
-        return loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if isinstance(y_pred, (tuple, list)):
-            # Training step: only the loss (see the class docstring).
-            results = self.get_metrics_result()
-            return {k: v for k, v in results.items() if k == "loss"}
-        return super().compute_metrics(x, y, y_pred, sample_weight)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "crf": keras.saving.serialize_keras_object(self.crf),
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(
-            config["backbone"], custom_objects=custom_objects
-        )
-        config["crf"] = keras.saving.deserialize_keras_object(
-            config["crf"], custom_objects=custom_objects
-        )
-        return cls(**config)

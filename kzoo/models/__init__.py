@@ -11,10 +11,12 @@ from kzoo.models.pooling import (
     GlobalMaskedMaxPooling1D,
 )
 from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq
+from kzoo.layers.character_encoder import CharacterEncoder
+from kzoo.layers.unknown_word_dropout import UnknownWordDropout
 from kzoo.models.sequence_tagger import (
-    CharacterEncoder,
     SequenceTagger,
-    UnknownWordDropout,
+    SequenceTaggerBackbone,
+    SequenceTaggerPreprocessor,
 )
 from kzoo.models.text_classifier import TextClassifier
 from kzoo.models.task import Task
@@ -33,6 +35,8 @@ __all__ = [
     "MaskedSequenceLoss",
     "Seq2Seq",
     "SequenceTagger",
+    "SequenceTaggerBackbone",
+    "SequenceTaggerPreprocessor",
     "Task",
     "TextClassifier",
     "TextPipeline",

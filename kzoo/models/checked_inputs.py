@@ -22,12 +22,20 @@ def variables_kept_on_error(model):
     value they held before the call, so a variable that still has one (every
     variable on TensorFlow and PyTorch, whose training updates them in place)
     is never rolled back.
+
+    An error raised after the compiled function ran (e.g. by a callback)
+    comes when the values held before the call are gone: JAX donated their
+    buffers to the function. The loop's latest state (`_jax_state`, the
+    values Keras would reattach at the end) is put back first.
     """
     variables = list(model.variables)
     values = [_value_or_none(v) for v in variables]
     try:
         yield
     except BaseException:
+        if getattr(model, "_jax_state", None) and not getattr(model, "_jax_state_synced", True):
+            model.jax_state_sync()
+            model._jax_state = None
         restored = False
         for variable, value in zip(variables, values):
             if value is not None and _value_or_none(variable) is None:

@@ -1,14 +1,13 @@
-"""CRF layer and CRFTagger: numbers against a float64 brute-force reference."""
+"""CRF layer and its loss: numbers against a float64 brute-force reference."""
 
 import itertools
-import os
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.layers.crf import CRF, CRFTagger
+from kzoo.layers.crf import CRF
 from tests.conftest import BACKEND
 from tests.references import crf_ref
 
@@ -166,16 +165,14 @@ def test_compiled_decode(jit_compile):
     np.testing.assert_array_equal(got, want)
 
 
-def test_training_call_returns_emissions_and_mask():
+def test_call_decodes_in_training_too():
+    """The training loss is `negative_log_likelihood`; `call` always decodes."""
     rng = np.random.default_rng(13)
     crf = _random_crf(2, rng)
     e = rng.normal(size=(2, 3, 2)).astype("float32")
     mask = np.array([[1, 1, 0], [0, 1, 1]], bool)
-    out_e, out_m = crf(e, mask=mask, training=True)
-    np.testing.assert_allclose(_np(out_e), e, **TOL)
-    np.testing.assert_array_equal(_np(out_m), mask)
-    _, out_m = crf(e, training=True)
-    np.testing.assert_array_equal(_np(out_m), np.ones((2, 3), bool))
+    want, _ = crf_ref.best_path(e, mask, *_params(crf))
+    np.testing.assert_array_equal(_np(crf(e, mask=mask, training=True)), want)
 
 
 def test_input_validation():
@@ -226,94 +223,32 @@ def test_config_round_trip():
     assert isinstance(restored, CRF) and restored.get_config() == config
 
 
-# ----------------------------------------------------------------- CRFTagger
-VOCAB, TAGS, BATCH, TIME = 20, 4, 8, 6
+# ------------------------------------------------------------------- the loss
 
 
-def _toy_data(rng):
-    x = rng.integers(1, VOCAB, size=(BATCH, TIME))
-    lengths = rng.integers(2, TIME + 1, size=BATCH)
-    for i, n in enumerate(lengths):
-        x[i, n:] = 0
-    y = x % TAGS
-    y[x == 0] = -1  # padding label, ignored through the mask
-    return x.astype("int32"), y.astype("int32")
-
-
-def _bilstm_tagger():
-    backbone = keras.Sequential(
-        [
-            keras.Input((None,), dtype="int32"),
-            keras.layers.Embedding(VOCAB, 8, mask_zero=True),
-            keras.layers.Bidirectional(keras.layers.LSTM(8, return_sequences=True)),
-            keras.layers.Dense(TAGS),
-        ]
-    )
-    return CRFTagger(backbone, CRF(TAGS))
-
-
-def test_tagger_fit_step_lowers_loss():
-    rng = np.random.default_rng(0)
-    x, y = _toy_data(rng)
-    tagger = _bilstm_tagger()
-    tagger.compile(optimizer=keras.optimizers.SGD(0.5))
-    transitions = _np(tagger.crf.transitions).copy()
-    # One batch per epoch: epoch 2 reports the loss after exactly one step.
-    history = tagger.fit(x, y, batch_size=BATCH, epochs=2, verbose=0)
-    first, second = history.history["loss"]
-    assert np.isfinite(first) and second < first - 1e-3
-    assert not np.allclose(_np(tagger.crf.transitions), transitions)
-
-
-def test_tagger_loss_matches_reference():
+def test_negative_log_likelihood_matches_enumeration():
+    """Mean of -log p(y | e) over the rows with a valid step (brute force over
+    every tag path), with per-row weights; all-padding rows do not count."""
     rng = np.random.default_rng(1)
-    k, feat = 3, 2
-    backbone = keras.Sequential(
-        [keras.Input((4, feat)), keras.layers.Masking(0.0), keras.layers.Dense(k)]
+    k = 3
+    crf = _random_crf(k, rng)
+    e = rng.normal(size=(16, 4, k)).astype("float32")
+    tags = rng.integers(0, k, size=(16, 4))
+    w = rng.uniform(0.5, 2.0, size=16).astype("float32")
+    ll = crf_ref.log_likelihood(e, tags, ALL_MASKS, *_params(crf))  # row 0 is empty
+    rows = ALL_MASKS.any(axis=1).sum()
+    got = _np(crf.negative_log_likelihood(e, tags, ALL_MASKS))
+    np.testing.assert_allclose(got, -ll.sum() / rows, **TOL)
+    got = _np(crf.negative_log_likelihood(e, tags, ALL_MASKS, sample_weight=w))
+    np.testing.assert_allclose(got, -(w * ll).sum() / rows, **TOL)
+    got = _np(crf.negative_log_likelihood(e, tags))
+    np.testing.assert_allclose(
+        got, -crf_ref.log_likelihood(e, tags, None, *_params(crf)).mean(), **TOL
     )
-    tagger = CRFTagger(backbone, _random_crf(k, rng))
-    x = rng.normal(size=(5, 4, feat)).astype("float32")
-    x[1, 2:] = 0.0
-    x[3, 0] = 0.0
-    mask = np.any(x != 0.0, axis=-1)
-    y = rng.integers(0, k, size=(5, 4)).astype("int32")
-    w = rng.uniform(0.5, 2.0, size=5).astype("float32")
-    e = _np(backbone(x))
-    ll = crf_ref.log_likelihood(e, y, mask, *_params(tagger.crf))
-
-    y_pred = tagger(x, training=True)
-    loss = tagger.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=w)
-    np.testing.assert_allclose(_np(loss), -np.mean(w * ll), **TOL)
-    tagger.compile(optimizer="sgd")
-    got = tagger.evaluate(x, y, batch_size=5, verbose=0)
-    np.testing.assert_allclose(got, -np.mean(ll), **TOL)
+    empty = np.zeros((2, 4), bool)
+    assert _np(crf.negative_log_likelihood(e[:2], tags[:2], empty)) == 0.0
     with pytest.raises(ValueError, match="sample_weight"):
-        tagger.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=np.ones((5, 4)))
-    with pytest.raises(ValueError, match="loss"):
-        tagger.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="crf"):
-        CRFTagger(backbone, keras.layers.Dense(3))
-
-
-def test_tagger_save_load_round_trip(tmp_path):
-    rng = np.random.default_rng(2)
-    x, _ = _toy_data(rng)
-    tagger = _bilstm_tagger()
-    tagger.compile(optimizer="adam")
-    pred = tagger.predict(x, batch_size=BATCH, verbose=0)
-    assert pred.shape == (BATCH, TIME) and pred.dtype == np.int32
-    np.testing.assert_array_equal(pred[x == 0], 0)
-    for w in tagger.crf.weights:  # non-default values that must survive
-        w.assign(rng.normal(size=w.shape).astype("float32"))
-    pred = tagger.predict(x, batch_size=BATCH, verbose=0)
-    path = os.path.join(tmp_path, "tagger.keras")
-    tagger.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded, CRFTagger) and loaded.compiled
-    assert loaded.crf.get_config() == tagger.crf.get_config()
-    for a, b in zip(tagger.crf.weights, loaded.crf.weights):
-        np.testing.assert_array_equal(_np(a), _np(b))
-    np.testing.assert_array_equal(loaded.predict(x, batch_size=BATCH, verbose=0), pred)
+        crf.negative_log_likelihood(e, tags, ALL_MASKS, sample_weight=np.ones((16, 4)))
 
 
 def test_crf_traces_with_unknown_batch_and_time_on_tensorflow():

@@ -1,6 +1,7 @@
-"""SequenceTagger: training, masking, raw-text prediction, save/load, losses."""
+"""SequenceTagger: training, masking, raw-text tagging, save/load, losses, parts."""
 
 import itertools
+import json
 import os
 
 import keras
@@ -8,8 +9,19 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.models.sequence_tagger import CASINGS, CharacterEncoder, SequenceTagger, casing_of
+from kzoo.layers import CRF, CharacterEncoder, UnknownWordDropout
+from kzoo.models.sequence_tagger import (
+    CASINGS,
+    SequenceTagger,
+    SequenceTaggerBackbone,
+    SequenceTaggerPreprocessor,
+    casing_of,
+)
+from tests.conftest import BACKEND
+from tests.harness import run_without_tensorflow
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = os.path.join(ROOT, "saved_models", "ner_crf.keras")
 TOL = 1e-5
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SENTENCES = [
@@ -150,6 +162,11 @@ def test_predict_tags_raw_sentences(trained):
     ids = tagger.predict(tagger.encode(sentences, length=16))
     assert tagged == [[TAGS[k] for k in row[: len(t)]] for row, t in zip(ids, tagged)]
     assert tagger.predict("Paris") == [tagged[2]]
+    pairs = tagger.tag(sentences)
+    assert [[tag for _, tag in s] for s in pairs] == tagged
+    assert [token for token, _ in pairs[0]] == sentences[0].split()
+    assert pairs[1] == list(zip(TOKENS[0], LABELS[0]))
+    assert all(isinstance(pair, tuple) and len(pair) == 2 for s in pairs for pair in s)
 
 
 def test_save_load_round_trip(trained, tmp_path):
@@ -193,6 +210,10 @@ def test_encoding():
     names = [CASINGS[k] for k in x["casing"][0]]
     assert names == ["title", "numeric", "title", "pad"]
     assert tagger.bucket_length(3) == 4 and tagger.bucket_length(9) == 12
+    assert tagger.encode_tags([["B-PER", "O"]], length=4, rows=2).tolist() == [
+        [1, 0, 0, 0],
+        [0, 0, 0, 0],
+    ]
     assert [CASINGS[casing_of(t)] for t in ["EU", "iPhone", "A4", "12.5", "--"]] == [
         "upper",
         "mixed",
@@ -235,15 +256,19 @@ def test_bad_arguments(trained):
     tagger = trained[0]["crf"]
     with pytest.raises(ValueError, match="tag 'B-ORG'"):
         tagger.encode_tags([["B-ORG"]], length=4)
-    with pytest.raises(ValueError, match="Sentence 1 has no tokens"):
+    with pytest.raises(ValueError, match=r"`sentences\[1\]` has no tokens"):
         tagger.predict(["Paris", "   "])
+    with pytest.raises(ValueError, match=r"`sentences\[1\]` must be a string or a list"):
+        tagger.tag(["Paris", 3])
     with pytest.raises(ValueError, match="3 tokens but 2 tags"):
         tagger.batches([["a", "b", "c"]], [["O", "O"]])
+    with pytest.raises(ValueError, match="batch_size"):
+        tagger.tag(["Paris"], batch_size=0)
+    with pytest.raises(ValueError, match="compile it without `loss`"):
+        tagger.compile(loss="sparse_categorical_crossentropy")
 
 
 def test_unknown_word_dropout_replaces_words_only_in_training():
-    from kzoo.models import UnknownWordDropout
-
     ids = np.random.default_rng(0).integers(2, 50, (64, 50)).astype("int32")
     ids[:, 40:] = 0  # padding
     ids[:, 0] = 1  # already unknown
@@ -269,16 +294,39 @@ def test_word_dropout_is_saved_with_the_tagger(tmp_path):
         make_tagger(word_dropout=1.0)
 
 
+SHIPPED_TAGS = [
+    [("EU", "B-ORG"), ("rejects", "O"), ("German", "B-MISC"), ("call", "O"), (".", "O")],
+    [("Peter", "B-PER"), ("Blackburn", "I-PER")],
+]
+
+
 def test_shipped_ner_model_tags_raw_text_on_this_backend():
     """saved_models/ner_crf.keras (trained on JAX) loads and tags on every backend."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(root, "saved_models", "ner_crf.keras")
-    tagger = keras.saving.load_model(path)
+    tagger = keras.saving.load_model(SHIPPED)
+    assert type(tagger) is SequenceTagger and tagger.task == "tag"
     tags = tagger.predict(["EU rejects German call to boycott British lamb .", "Peter Blackburn"])
     assert tags == [
         ["B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O"],
         ["B-PER", "I-PER"],
     ]
+    assert tagger.tag(["EU rejects German call.", ["Peter", "Blackburn"]]) == SHIPPED_TAGS
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="checks the JAX and PyTorch backends")
+def test_shipped_ner_model_tags_without_tensorflow():
+    """Raw strings in, (token, tag) pairs out, with TensorFlow unimportable."""
+    result = run_without_tensorflow(
+        f"""
+        import json
+        import kzoo.models
+        tagger = kzoo.models.load({SHIPPED!r})
+        print(json.dumps(tagger.tag(["EU rejects German call.", "Peter Blackburn"])))
+        """,
+        BACKEND,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tagged = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [[tuple(pair) for pair in s] for s in tagged] == SHIPPED_TAGS
 
 
 def test_first_two_batches_differ_in_length_every_epoch():
@@ -300,3 +348,77 @@ def test_fit_with_several_buckets_for_several_epochs():
     tags = LABELS + [t[:2] for t in LABELS] + [t[:1] for t in LABELS]
     history = tagger.fit(tagger.batches(sentences, tags, 2, shuffle=True, seed=1), epochs=3)
     assert np.all(np.isfinite(history.history["loss"]))
+
+
+def test_preprocessor_splits_punctuation_and_clitics_it_knows():
+    words = ["u.s.", "'s", "n't", "do", "germany", "..."]
+    pre = SequenceTaggerPreprocessor(words, ["O"], list("abc"))
+    assert pre.tokenize("EU rejects German call.") == ["EU", "rejects", "German", "call", "."]
+    text = "(Reuters) \"Germany's\" U.S. don't 1996-08-22 ... ?!"
+    assert pre.tokenize(text) == [
+        "(", "Reuters", ")", '"', "Germany", "'s", '"', "U.S.", "do", "n't", "1996-08-22",
+        "...", "?", "!",
+    ]  # fmt: skip
+    # Without "'s" in the vocabulary the ending stays on the word.
+    assert SequenceTaggerPreprocessor(["a"], ["O"]).tokenize("Germany's") == ["Germany's"]
+    # Token lists are taken as they are; a str is one sentence.
+    assert pre.token_lists([["call."], "call."]) == [["call."], ["call", "."]]
+    assert pre.token_lists("a b") == [["a", "b"]]
+    clone = SequenceTaggerPreprocessor.from_config(pre.get_config())
+    assert clone.get_config() == pre.get_config()
+    assert clone.encode(["U.S. call."])["words"].tolist() == [[2, 1, 1, 0, 0, 0, 0, 0]]
+
+
+def test_tagger_is_a_backbone_and_a_head(trained):
+    tagger = trained[0]["crf"]
+    assert isinstance(tagger.backbone, SequenceTaggerBackbone)
+    assert isinstance(tagger.preprocessor, SequenceTaggerPreprocessor)
+    assert isinstance(tagger.crf, CRF) and tagger.task == "tag"
+    x = tagger.encode(TOKENS, length=16)
+    hidden = tagger.backbone(x)
+    assert tuple(hidden.shape) == (4, 16, 12)  # 2 directions x lstm_units
+    scores = numpy(tagger.get_layer("emissions")(hidden))
+    np.testing.assert_allclose(scores, numpy(tagger(x)), rtol=TOL, atol=TOL)
+    config = tagger.backbone.get_config()
+    assert SequenceTaggerBackbone.from_config(config).get_config() == config
+
+
+def test_summary_counts_each_parameter_once(trained):
+    tagger = trained[0]["crf"]
+    tagger.tag(["Paris"])  # builds a decoding model that shares the tagger's layers
+    unique = {id(v): v for v in tagger.weights}
+    expected = sum(int(np.prod(v.shape)) for v in unique.values())
+    assert len(unique) == len(tagger.weights) and tagger.count_params() == expected
+    lines = []
+    tagger.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    text = "\n".join(lines)
+    # "Total params" adds the optimizer's variables (the fixture compiled it).
+    assert f"Trainable params: {expected:,}" in text, text
+
+
+def test_compile_defaults_train_with_the_crf_loss():
+    keras.utils.set_random_seed(1)
+    tagger = make_tagger()
+    tagger.compile()
+    assert isinstance(tagger.optimizer, keras.optimizers.Adam)
+    x, y = tagger.encode(TOKENS, length=16), tagger.encode_tags(LABELS, length=16)
+    loss = tagger.evaluate(x, y, batch_size=4, verbose=0)
+    mask = x["words"] != 0
+    expected = numpy(tagger.crf.negative_log_likelihood(tagger(x), y, mask))
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+
+
+class _StopAfterOneBatch(keras.callbacks.Callback):
+    def on_predict_batch_end(self, batch, logs=None):
+        raise RuntimeError("interrupted")
+
+
+def test_tagger_works_after_an_interrupted_predict(trained):
+    """JAX's `predict` detaches the variables while it runs; an error raised
+    inside (here by a callback) must not leave the tagger without weights."""
+    tagger = trained[0]["crf"]
+    before = tagger.tag(TOKENS)
+    x = tagger.encode(TOKENS, length=16)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        tagger.predict(x, batch_size=2, callbacks=[_StopAfterOneBatch()])
+    assert tagger.tag(TOKENS) == before
