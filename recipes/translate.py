@@ -1,24 +1,24 @@
 """Spanish -> English translation with kzoo.models.Seq2Seq on the Tatoeba pairs.
 
 Data: kzoo.datasets.spa_eng.load_pairs (offline with KZOO_DATA_DIR), pairs
-whose sides both have at most MAX_WORDS words, lowercased, punctuation split
-off. A seeded shuffle holds out TEST_SIZE pairs for corpus BLEU (sacrebleu,
-one reference per sentence) and VALIDATION_SIZE pairs for the loss.
+whose sides both have at most MAX_WORDS words. The model's preprocessor
+(kzoo.models.Seq2SeqPreprocessor, saved inside the .keras file) lowercases and
+splits off punctuation, and writes outputs back as cased sentences. A seeded
+shuffle holds out TEST_SIZE pairs for corpus BLEU (sacrebleu, one reference per
+sentence, on the lowercased tokens) and VALIDATION_SIZE pairs for the loss.
 
     KERAS_BACKEND=jax python recipes/translate.py                     # full run
     KERAS_BACKEND=jax python recipes/translate.py --time-budget-minutes 25
     KERAS_BACKEND=torch python recipes/translate.py --quick           # CI smoke
 
-Writes to --output-dir (default saved_models/): translate_<name>.keras, its
-vocabularies (.json), an attention heatmap (.png) and a model card (.md).
+Writes to --output-dir (default saved_models/): translate_<name>.keras (with its
+vocabularies inside: `kzoo.models.load(path).translate([...])` needs nothing
+else), an attention heatmap (.png) and a model card (.md).
 """
 
 import argparse
-import collections
-import json
 import os
 import random
-import re
 import sys
 import time
 
@@ -65,46 +65,15 @@ QUICK = dict(
     NAME="quick",
 )
 
-PAD, START, END, UNK = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
-
-
-def tokenize(text):
-    return re.findall(r"\w+|[^\w\s]", text.lower())
-
-
-def build_vocab(sentences, size):
-    counts = collections.Counter(t for s in sentences for t in s)
-    words = [w for w, _ in counts.most_common(size - len(SPECIALS))]
-    return SPECIALS + words
-
-
-def encode(tokens, index, add_start_end):
-    ids = [index.get(t, UNK) for t in tokens]
-    return [START, *ids, END] if add_start_end else ids
-
-
-def pad(rows, length):
-    out = np.full((len(rows), length), PAD, dtype="int32")
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row[:length]
-    return out
-
-
-def bucket_length(n, buckets):
-    for b in buckets:
-        if n <= b:
-            return b
-    return buckets[-1]
-
 
 def load_data(settings, quick):
+    """Raw `(spanish, english)` pairs: train, validation, test."""
     from kzoo.datasets.spa_eng import load_pairs
 
     pairs = []
     for english, spanish in load_pairs():
         if len(english.split()) <= MAX_WORDS and len(spanish.split()) <= MAX_WORDS:
-            pairs.append((tokenize(spanish), tokenize(english)))
+            pairs.append((spanish, english))
     if quick:
         pairs = pairs[: settings["NUM_PAIRS"]]
     random.Random(SEED).shuffle(pairs)
@@ -114,49 +83,49 @@ def load_data(settings, quick):
     return train, validation, test
 
 
-def make_batches(pairs, src_index, tgt_index, batch_size, buckets, rng):
-    """Batches of similar length, each padded to a bucket length."""
-    by_bucket = collections.defaultdict(list)
-    for src, tgt in pairs:
-        s = encode(src, src_index, False)
-        t = encode(tgt, tgt_index, True)
-        # One length for both sides keeps one compiled shape per bucket.
-        key = bucket_length(max(len(s), len(t) - 1), buckets)
-        if len(s) <= key and len(t) <= key + 1:
-            by_bucket[key].append((s, t))
-    batches = []
-    for length, rows in by_bucket.items():
-        rng.shuffle(rows)
-        for i in range(0, len(rows), batch_size):
-            chunk = rows[i : i + batch_size]
-            source = pad([s for s, _ in chunk], length)
-            target = pad([t for _, t in chunk], length + 1)
-            batches.append((source, target[:, :-1], target[:, 1:]))
-    rng.shuffle(batches)
-    return batches
+def make_batches(pairs, preprocessor, batch_size, buckets, shuffle=False):
+    """`((source, decoder_in), target)` batches of similar length (kzoo.utils.bucketing).
+
+    Source, decoder input and target of a batch share one padded length from
+    `buckets` (one compiled shape per bucket); pairs longer than the last
+    bucket are left out.
+    """
+    from kzoo.utils.bucketing import BucketedBatches
+
+    sources = preprocessor.encode_source([s for s, _ in pairs])
+    targets = preprocessor.encode_target([t for _, t in pairs])
+    rows = [
+        i for i in range(len(pairs)) if max(len(sources[i]), len(targets[i]) - 1) <= buckets[-1]
+    ]
+    return BucketedBatches(
+        ([sources[i] for i in rows], [targets[i][:-1] for i in rows]),
+        [targets[i][1:] for i in rows],
+        batch_size=batch_size,
+        bucket_boundaries=buckets,
+        shuffle=shuffle,
+        padding_value=preprocessor.pad_token_id,
+        seed=SEED,
+    )
 
 
-def ids_to_words(ids, vocab):
-    return [vocab[i] for i in ids]
-
-
-def plot_attention(model, sources, tokens, src_vocab, tgt_vocab, path):
+def plot_attention(model, sources, tokens, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    pre = model.preprocessor
     figure, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 5))
     for ax, source, output in zip(np.atleast_1d(axes), sources, tokens):
-        words = model.strip(output)
-        decoder_inputs = np.array([[START, *words]], dtype="int32")
+        words = pre.target_tokens(output)
+        decoder_inputs = np.asarray(output[None, : len(words) + 1], dtype="int32")
         weights = model.attention_weights(source[None], decoder_inputs)[0]
-        src_len = int((source != PAD).sum())
-        out_words = ids_to_words(words, tgt_vocab) + ["</s>"]
+        src_len = int((source != pre.pad_token_id).sum())
+        out_words = words + [pre.end_token]
         weights = weights[: len(out_words), :src_len]
         ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0)
         ax.set_xticks(range(src_len))
-        ax.set_xticklabels(ids_to_words(source[:src_len], src_vocab), rotation=60)
+        ax.set_xticklabels([pre.source_vocabulary[i] for i in source[:src_len]], rotation=60)
         ax.set_yticks(range(len(out_words)))
         ax.set_yticklabels(out_words)
         ax.set_xlabel("Spanish (source)")
@@ -188,7 +157,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--vocab",
-        type=int_range(len(SPECIALS) + 1),  # the special tokens and at least one word
+        type=int_range(5),  # the 4 special tokens and at least one word
         nargs=2,
         default=None,
         metavar=("SOURCE", "TARGET"),
@@ -229,26 +198,29 @@ def make_settings(args):
     return settings
 
 
-def evaluate_bleu(model, pairs, src_index, tgt_vocab, settings):
-    """Greedy and beam corpus BLEU (sacrebleu) of `model` on `pairs`."""
+def evaluate_bleu(model, pairs, settings):
+    """Greedy and beam corpus BLEU (sacrebleu, lowercased tokens) of `model` on `pairs`."""
     import sacrebleu
 
-    sources = pad([encode(s, src_index, False) for s, _ in pairs], settings["BUCKETS"][-1])
-    references = [" ".join(t) for _, t in pairs]
+    pre = model.preprocessor
+    sources = pre.pad(pre.encode_source([s for s, _ in pairs]), settings["BUCKETS"][-1])
+    references = [" ".join(pre.tokenize(t)) for _, t in pairs]
     results = {"pairs": len(pairs)}
     start = time.time()
-    greedy = model.generate(sources, max_length=settings["MAX_TARGET_LEN"], batch_size=256)
-    hyps = {"greedy": [" ".join(ids_to_words(model.strip(g), tgt_vocab)) for g in greedy]}
+    greedy, _ = model.generate(sources, max_length=settings["MAX_TARGET_LEN"], batch_size=256)
+    greedy = greedy[:, 0]
+    hyps = {"greedy": [" ".join(pre.target_tokens(g)) for g in greedy]}
     results["greedy_seconds"] = time.time() - start
     start = time.time()
     beams, _ = model.generate(
         sources,
         max_length=settings["MAX_TARGET_LEN"],
-        beam_width=settings["BEAM_WIDTH"],
+        sampler="beam",
+        num_beams=settings["BEAM_WIDTH"],
         length_penalty=LENGTH_PENALTY,
         batch_size=256,
     )
-    hyps["beam"] = [" ".join(ids_to_words(model.strip(b[0]), tgt_vocab)) for b in beams]
+    hyps["beam"] = [" ".join(pre.target_tokens(b)) for b in beams[:, 0]]
     results["beam_seconds"] = time.time() - start
     for name, lines in hyps.items():
         # force: both sides are tokenized on purpose (sacrebleu warns otherwise).
@@ -259,7 +231,7 @@ def evaluate_bleu(model, pairs, src_index, tgt_vocab, settings):
         flush=True,
     )
     shown = min(8, len(pairs))
-    examples = [(" ".join(pairs[i][0]), references[i], hyps["beam"][i]) for i in range(shown)]
+    examples = [(*pairs[i], pre.decode(beams[i, 0])) for i in range(shown)]
     for example in examples:
         print("  es: {}\n  en: {}\n  mt: {}".format(*example))
     return results, examples, sources, greedy
@@ -275,24 +247,23 @@ def write_scores(stem, results):
 
 
 def evaluate_saved(args, settings):
-    """Scores the saved model and vocabulary on this backend's decoding."""
+    """Scores the saved model (vocabularies inside) on this backend's decoding."""
     import keras
 
+    from kzoo.models import load
+
     stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
-    model = keras.saving.load_model(stem + ".keras", compile=False)
-    with open(stem + "_vocab.json") as f:
-        vocab = json.load(f)
-    src_index = {w: i for i, w in enumerate(vocab["source"])}
+    model = load(stem + ".keras")
     _, _, test = load_data(settings, args.quick)
     eval_pairs = test[: args.eval_size] if args.eval_size else test
-    results, _, _, _ = evaluate_bleu(model, eval_pairs, src_index, vocab["target"], settings)
+    results, _, _, _ = evaluate_bleu(model, eval_pairs, settings)
     results["backend"] = keras.backend.backend()
     results["model"] = os.path.basename(stem) + ".keras"
     print(f"wrote {write_scores(stem, results)}")
     return results
 
 
-def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budget, rng):
+def train(model, batches, val_batches, settings, budget):
     """Teacher-forced training on bucketed batches.
 
     Returns:
@@ -300,12 +271,10 @@ def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budge
     """
     epochs_done, val_loss = 0.0, float("nan")
     for epoch in range(settings["EPOCHS"]):
-        batches = make_batches(
-            train_pairs, src_index, tgt_index, BATCH_SIZE, settings["BUCKETS"], rng
-        )
+        batches.set_epoch(epoch)
         losses = []
-        for source, decoder_in, target in batches:
-            losses.append(float(model.train_on_batch((source, decoder_in), target)))
+        for x, y in batches:
+            losses.append(float(model.train_on_batch(x, y)))
             if len(losses) % LOG_EVERY == 0:
                 print(
                     f"  epoch {epoch + 1} batch {len(losses)}/{len(batches)}: train loss "
@@ -314,7 +283,7 @@ def train(model, train_pairs, val_batches, src_index, tgt_index, settings, budge
                 )
             if budget.expired():
                 break
-        val_loss = float(np.mean([model.test_on_batch((s, d), t) for s, d, t in val_batches]))
+        val_loss = float(np.mean([model.test_on_batch(x, y) for x, y in val_batches]))
         epochs_done = epoch + len(losses) / len(batches)
         print(
             f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} "
@@ -334,9 +303,9 @@ def main(argv=None):
     import keras
 
     from kzoo.callbacks import TrainingBudget
-    from kzoo.models import MaskedSequenceLoss, Seq2Seq
+    from kzoo.models import Seq2Seq, Seq2SeqPreprocessor
     from kzoo.models.saving import save_compact
-    from kzoo.utils import write_json, write_text
+    from kzoo.utils import write_text
 
     settings = make_settings(args)
     if args.evaluate:
@@ -345,10 +314,10 @@ def main(argv=None):
     started = time.time()
 
     train_pairs, validation, test = load_data(settings, args.quick)
-    src_vocab = build_vocab([s for s, _ in train_pairs], settings["SOURCE_VOCAB"])
-    tgt_vocab = build_vocab([t for _, t in train_pairs], settings["TARGET_VOCAB"])
-    src_index = {w: i for i, w in enumerate(src_vocab)}
-    tgt_index = {w: i for i, w in enumerate(tgt_vocab)}
+    preprocessor = Seq2SeqPreprocessor.from_pairs(
+        train_pairs, settings["SOURCE_VOCAB"], settings["TARGET_VOCAB"]
+    )
+    src_vocab, tgt_vocab = preprocessor.source_vocabulary, preprocessor.target_vocabulary
     print(
         f"pairs: train {len(train_pairs)}, validation {len(validation)}, test {len(test)}; "
         f"vocab: spa {len(src_vocab)}, eng {len(tgt_vocab)}",
@@ -356,8 +325,7 @@ def main(argv=None):
     )
 
     model = Seq2Seq(
-        len(src_vocab),
-        len(tgt_vocab),
+        preprocessor=preprocessor,
         embedding_dim=settings["EMBEDDING_DIM"],
         units=settings["UNITS"],
         encoder_layers=ENCODER_LAYERS,
@@ -365,36 +333,26 @@ def main(argv=None):
         attention=ATTENTION,
         dropout=DROPOUT,
         teacher_forcing_ratio=TEACHER_FORCING_RATIO,
-        pad_token_id=PAD,
-        start_token_id=START,
-        end_token_id=END,
         seed=SEED,
     )
-    model.compile(
-        keras.optimizers.Adam(LEARNING_RATE, clipnorm=1.0),
-        loss=MaskedSequenceLoss(PAD),
-    )
+    # The loss is the task's default (MaskedSequenceLoss on the logits).
+    model.compile(keras.optimizers.Adam(LEARNING_RATE, clipnorm=1.0))
     model.build()
-    rng = random.Random(SEED)
-    val_batches = make_batches(validation, src_index, tgt_index, 256, settings["BUCKETS"], rng)
+    batches = make_batches(train_pairs, preprocessor, BATCH_SIZE, settings["BUCKETS"], shuffle=True)
+    val_batches = make_batches(validation, preprocessor, 256, settings["BUCKETS"])
     minutes = args.time_budget_minutes
     budget = TrainingBudget(None if minutes is None else 60 * minutes)
-    epochs_done, val_loss = train(
-        model, train_pairs, val_batches, src_index, tgt_index, settings, budget, rng
-    )
+    epochs_done, val_loss = train(model, batches, val_batches, settings, budget)
     train_seconds = budget.elapsed()
 
     eval_pairs = test[: args.eval_size] if args.eval_size else test
-    results, examples, sources, greedy = evaluate_bleu(
-        model, eval_pairs, src_index, tgt_vocab, settings
-    )
+    results, examples, sources, greedy = evaluate_bleu(model, eval_pairs, settings)
 
     # --- artifacts --------------------------------------------------------------
     os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
     storage = save_compact(model, stem + ".keras", max_megabytes=MAX_FILE_MB)
-    write_json(stem + "_vocab.json", {"source": src_vocab, "target": tgt_vocab}, indent=None)
-    plot_attention(model, sources[:3], greedy[:3], src_vocab, tgt_vocab, stem + "_attention.png")
+    plot_attention(model, sources[:3], greedy[:3], stem + "_attention.png")
     size_mb = os.path.getsize(stem + ".keras") / 2**20
     backend = keras.backend.backend()
     results.update(backend=backend, validation_loss=val_loss, train_seconds=train_seconds)
@@ -408,7 +366,8 @@ def main(argv=None):
         f"`KERAS_BACKEND={backend} python recipes/translate.py {command}`",
         f"- Data: Tatoeba spa-eng (manythings.org/anki, CC-BY 2.0 FR), pairs of <= {MAX_WORDS} "
         f"words; train {len(train_pairs)}, validation {len(validation)}, test {len(test)} "
-        f"(seeded shuffle, seed {SEED}); lowercased, punctuation split.",
+        f"(seeded shuffle, seed {SEED}); lowercased, punctuation split (the model's "
+        "preprocessor, saved in the file, with a casing table for its outputs).",
         f"- Model: {model.count_params():,} parameters, {size_mb:.1f} MB ({storage} weights in "
         f"the file); embedding {settings['EMBEDDING_DIM']}, units {settings['UNITS']}, "
         f"bidirectional {CELL_TYPE} encoder, {ATTENTION} attention; vocab spa "
@@ -424,7 +383,7 @@ def main(argv=None):
         f"{results['greedy_seconds']:.1f} s, beam {results['beam_seconds']:.1f} s "
         "(including compilation).",
         "",
-        "Examples (source / reference / beam output):",
+        "Examples (source / reference / beam output, `translate` style):",
         "",
         *[f"- {s} / {r} / {h}" for s, r, h in examples],
         "",

@@ -1,35 +1,35 @@
-"""Seq2Seq, its loss and the greedy/beam searches, against NumPy references."""
+"""Seq2Seq: network against NumPy, generation through kzoo.generation, raw-text translation."""
+
+import json
+import os
 
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.models import BeamSearch, MaskedSequenceLoss, Seq2Seq, greedy_search
-from kzoo.models.decoding import gnmt_length_penalty, mask_after_end
+from kzoo.losses import MaskedSequenceLoss
+from kzoo.metrics.sequence import MaskedTokenAccuracy
+from kzoo.models import Seq2Seq, Seq2SeqBackbone, Seq2SeqPreprocessor
+from tests.harness import run_without_tensorflow
+from tests.models.test_shipped_models import TRANSLATION_TEXTS
 
 ATOL = 1e-5
 PAD, START, END = 0, 1, 2
 SRC_VOCAB, TGT_VOCAB, EMB, UNITS = 11, 9, 5, 6
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Row 0 full, row 1 padded after 3 tokens, row 2 after 1 token.
 SOURCE = np.array([[4, 5, 6, 7, 8], [9, 3, 4, 0, 0], [5, 0, 0, 0, 0]], "int32")
 DECODER_IN = np.array([[1, 3, 4, 5], [1, 6, 7, 0], [1, 8, 0, 0]], "int32")
 
-
-@pytest.fixture(scope="module")
-def model():
-    keras.utils.set_random_seed(3)
-    m = Seq2Seq(SRC_VOCAB, TGT_VOCAB, embedding_dim=EMB, units=UNITS, seed=1, name="s2s")
-    m.build()
-    # Larger weights make attention and predictions far from uniform.
-    for w in m.weights:
-        if "bias" not in w.path:
-            w.assign(_np(w) * 2.0)
-    return m
-
-
-# --- NumPy references --------------------------------------------------------
+PAIRS = [
+    ("Tom está en casa.", "Tom is at home."),
+    ("¿Dónde está Tom?", "Where is Tom?"),
+    ("Creo que no sé.", "I think I don't know."),
+    ("Mary está aquí.", "Mary is here."),
+    ("¿Está Tom en casa?", "Is Tom at home?"),
+]
 
 
 def _np(x, dtype=None):
@@ -37,6 +37,35 @@ def _np(x, dtype=None):
     if not isinstance(x, (np.ndarray, list, tuple, float, int)):
         x = ops.convert_to_numpy(x)
     return np.asarray(x, dtype)
+
+
+def _sharpen(model):
+    # Larger weights make attention and predictions far from uniform.
+    for w in model.weights:
+        if "bias" not in w.path:
+            w.assign(_np(w) * 2.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(3)
+    m = Seq2Seq(SRC_VOCAB, TGT_VOCAB, embedding_dim=EMB, units=UNITS, seed=1, name="s2s")
+    m.build()
+    _sharpen(m)
+    return m
+
+
+@pytest.fixture(scope="module")
+def translator():
+    keras.utils.set_random_seed(4)
+    preprocessor = Seq2SeqPreprocessor.from_pairs(PAIRS, 14, 12)
+    m = Seq2Seq(preprocessor=preprocessor, embedding_dim=EMB, units=UNITS, name="translator")
+    m.build()
+    _sharpen(m)
+    return m
+
+
+# --- NumPy references --------------------------------------------------------
 
 
 def _sigmoid(x):
@@ -76,7 +105,37 @@ def numpy_decoder(model, memory, mask, states, tokens):
     return np.stack(logits, 1), np.stack(alignments, 1)
 
 
-# --- model ------------------------------------------------------------------
+def greedy_by_hand(model, source, steps):
+    """Greedy decoding with `decode_step` in a Python loop, pad after the end."""
+    memory, mask, states = model.encode(source)
+    constants = model.decoder_constants(memory, mask)
+    previous = np.full((len(source),), model.start_token_id, "int32")
+    tokens = [previous]
+    for _ in range(steps):
+        logits, states = model.decode_step(previous, states, constants)
+        previous = np.argmax(_np(logits), -1).astype("int32")
+        tokens.append(previous)
+    tokens = np.stack(tokens, 1)
+    ended = np.cumsum(tokens[:, 1:] == model.end_token_id, axis=1)
+    after_end = np.concatenate([np.zeros_like(ended[:, :1]), ended[:, :-1]], 1) > 0
+    tokens[:, 1:][after_end] = model.pad_token_id
+    return tokens
+
+
+def log_prob(model, source, tokens):
+    """Teacher-forced log P(tokens[1:] | source) up to and including the end token."""
+    logits = _np(model((source[None], tokens[None, :-1])))[0].astype("float64")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    total, length = 0.0, 0
+    for t, token in enumerate(tokens[1:]):
+        total += log_p[t, token]
+        length += 1
+        if token == model.end_token_id:
+            break
+    return total, length
+
+
+# --- network ------------------------------------------------------------------
 
 
 def test_decoder_matches_numpy_loop(model):
@@ -99,27 +158,8 @@ def test_memory_mask_is_honoured(model):
     b = _np(model((longer, DECODER_IN)))
     np.testing.assert_allclose(a, b, atol=ATOL)
     np.testing.assert_array_equal(
-        model.generate(SOURCE, max_length=6), model.generate(longer, max_length=6)
+        model.generate(SOURCE, max_length=6)[0], model.generate(longer, max_length=6)[0]
     )
-
-
-def test_greedy_generate_matches_hand_loop_and_beam_width_one(model):
-    tokens = model.generate(SOURCE, max_length=6)
-    assert tokens.shape == (3, 6)
-    # A hand-written greedy loop over decode_step.
-    memory, mask, states = model.encode(SOURCE)
-    constants = model.decoder_constants(memory, mask)
-    previous = np.full((3,), START, "int32")
-    expected = [previous]
-    for _ in range(5):
-        logits, states = model.decode_step(previous, states, constants)
-        previous = np.argmax(_np(logits), -1).astype("int32")
-        expected.append(previous)
-    expected = _np(mask_after_end(np.stack(expected, 1), END, 1, PAD))
-    np.testing.assert_array_equal(tokens, expected)
-    beam, scores = model.generate(SOURCE, max_length=6, beam_width=1, method="beam")
-    assert beam.shape == (3, 1, 6) and scores.shape == (3, 1)
-    np.testing.assert_array_equal(beam[:, 0], tokens)
 
 
 def test_scheduled_sampling_ratio_zero_feeds_predictions():
@@ -141,25 +181,13 @@ def test_scheduled_sampling_ratio_zero_feeds_predictions():
     assert np.abs(teacher - logits).max() > 1e-3
 
 
-def test_fit_lowers_masked_loss_and_save_load_round_trip(model, tmp_path):
-    m = Seq2Seq(SRC_VOCAB, TGT_VOCAB, EMB, UNITS, attention="bahdanau", cell_type="gru")
-    target = np.concatenate([DECODER_IN[:, 1:], np.full((3, 1), END, "int32")], 1)
-    m.compile(keras.optimizers.Adam(0.05), loss=MaskedSequenceLoss(PAD))
-    history = m.fit((SOURCE, DECODER_IN), target, epochs=3, verbose=0)
-    losses = history.history["loss"]
-    assert losses[-1] < losses[0]
-    path = str(tmp_path / "s2s.keras")
-    m.save(path)
-    loaded = keras.saving.load_model(path)
-    assert loaded.get_config() == m.get_config()
-    np.testing.assert_allclose(
-        _np(loaded((SOURCE, DECODER_IN))),
-        _np(m((SOURCE, DECODER_IN))),
-        atol=ATOL,
-    )
-    np.testing.assert_array_equal(
-        loaded.generate(SOURCE, max_length=5), m.generate(SOURCE, max_length=5)
-    )
+def test_summary_counts_each_parameter_once(model):
+    """The decoder cell is tracked once (under the decoder), so the rows of
+    `summary()` add up to the model's parameter count."""
+    assert sum(layer.count_params() for layer in model.layers) == model.count_params()
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    assert f"{model.count_params():,}" in "\n".join(lines)
 
 
 def test_masked_sequence_loss_matches_numpy():
@@ -171,138 +199,177 @@ def test_masked_sequence_loss_matches_numpy():
     picked = np.take_along_axis(log_p, y[..., None], -1)[..., 0]
     expected = -(picked * (y != 0)).sum() / (y != 0).sum()
     assert abs(loss - expected) < ATOL
+    with pytest.raises(ValueError, match="pad_token_id"):
+        MaskedSequenceLoss(pad_token_id=-1)
 
 
-# --- searches on a fake next() ---------------------------------------------
+def test_masked_token_accuracy_skips_padding():
+    logits = np.zeros((2, 3, 4), "float32")
+    logits[0, :, 1] = 1.0  # predicts 1, 1, 1
+    logits[1, :, 3] = 1.0  # predicts 3, 3, 3
+    y = np.array([[1, 2, 0], [3, 0, 0]])  # 3 real tokens, 2 right
+    metric = MaskedTokenAccuracy(pad_token_id=0)
+    metric.update_state(y, logits)
+    assert abs(float(metric.result()) - 2 / 3) < 1e-6
+    metric.update_state(y, logits, sample_weight=np.array([0.0, 1.0]))  # row 1 only: 1/1
+    assert abs(float(metric.result()) - 3 / 4) < 1e-6
 
 
-def _table_next(table):
-    """next() whose logits depend only on the previous token."""
-    table = ops.convert_to_tensor(np.log(_np(table, "float64")), "float32")
-
-    def next(prompt, cache, index):
-        previous = ops.take(prompt, index - 1, axis=1)
-        return ops.take(table, previous, axis=0), None, cache
-
-    return next
+# --- generation ---------------------------------------------------------------
 
 
-# Tokens: 0 pad, 1 start, 2 end, 3 "a", 4 "b". Greedy takes "a" (0.6), then
-# "b" (0.4) and the end (0.9): P = 0.216; "b" then the end has P = 0.36.
-MYOPIC = [
-    [0.2, 0.2, 0.2, 0.2, 0.2],  # after pad
-    [0.0, 0.0, 0.0, 0.6, 0.4],  # after start
-    [0.2, 0.2, 0.2, 0.2, 0.2],  # after end (never used)
-    [0.0, 0.0, 0.3, 0.3, 0.4],  # after "a"
-    [0.0, 0.0, 0.9, 0.05, 0.05],  # after "b"
-]
+def test_greedy_generate_matches_hand_loop_and_one_beam(model):
+    tokens, scores = model.generate(SOURCE, max_length=6)
+    assert tokens.shape == (3, 1, 6) and scores is None
+    np.testing.assert_array_equal(tokens[:, 0], greedy_by_hand(model, SOURCE, 5))
+    beam, beam_scores = model.generate(SOURCE, max_length=6, sampler="beam", num_beams=1)
+    assert beam.shape == (3, 1, 6) and beam_scores.shape == (3, 1)
+    np.testing.assert_array_equal(beam, tokens)
+    # Chunked calls give the same ids.
+    np.testing.assert_array_equal(model.generate(SOURCE, max_length=6, batch_size=2)[0], tokens)
 
 
-def _prompt(batch, length):
-    prompt = np.zeros((batch, length), "int32")
-    prompt[:, 0] = START
-    return prompt
-
-
-def _log_prob(sequence):
-    total, previous = 0.0, START
-    for token in sequence[1:]:
-        if token == PAD:
-            break
-        total += np.log(MYOPIC[previous][token])
-        previous = token
-    return total
-
-
-def test_beam_search_beats_myopic_greedy():
-    next = _table_next(_np(MYOPIC) + 1e-12)
-    greedy = _np(greedy_search(next, _prompt(2, 5), index=1, end_token_id=END))
-    np.testing.assert_array_equal(greedy[0], [1, 3, 4, 2, 0])  # a, b, end
-    tokens, scores = BeamSearch(beam_width=2, end_token_id=END, num_results=2)(
-        next, _prompt(2, 5), index=1
+def test_beam_scores_are_the_model_log_probabilities(model):
+    """Each n-best hypothesis's score is its teacher-forced log-probability under
+    the GNMT length penalty, so the encoder memory shared between beams (static
+    cache entries) and the reordered decoder states are right."""
+    alpha = 0.6
+    tokens, scores = model.generate(
+        SOURCE, max_length=7, sampler="beam", num_beams=3, num_results=3, length_penalty=alpha
     )
-    tokens, scores = _np(tokens), _np(scores)
-    np.testing.assert_array_equal(tokens[0, 0], [1, 4, 2, 0, 0])  # b, end
-    assert _log_prob(tokens[0, 0]) > _log_prob(greedy[0])
-    for row in range(2):
-        for n in range(2):
-            assert abs(scores[row, n] - _log_prob(tokens[row, n])) < ATOL
-    assert scores[0, 0] >= scores[0, 1]
+    assert tokens.shape == (3, 3, 7) and scores.shape == (3, 3)
+    greedy = greedy_by_hand(model, SOURCE, 6)
+    for row in range(3):
+        assert np.all(np.diff(scores[row]) <= 1e-6)  # best first
+        for n in range(3):
+            total, length = log_prob(model, SOURCE[row], tokens[row, n])
+            penalty = ((5.0 + length) / 6.0) ** alpha
+            assert abs(scores[row, n] - total / penalty) < 1e-4
+        total, length = log_prob(model, SOURCE[row], greedy[row])
+        assert scores[row, 0] >= total / ((5.0 + length) / 6.0) ** alpha - 1e-5
 
 
-def test_beam_width_one_equals_keras_hub_greedy():
-    rng = np.random.default_rng(1)
-    table = rng.dirichlet(np.ones(7), size=7)
-    next = _table_next(table)
-    greedy = _np(greedy_search(next, _prompt(3, 8), index=1, end_token_id=END))
-    tokens, _ = BeamSearch(beam_width=1, end_token_id=END)(next, _prompt(3, 8), index=1)
-    np.testing.assert_array_equal(_np(tokens)[:, 0], greedy)
+# --- preprocessing and raw text -------------------------------------------------
 
 
-def test_length_penalty_and_static_cache():
-    """With alpha the scores are log P / ((5 + |Y|) / 6)^alpha, and static cache
-    entries reach next() once per beam, unreordered."""
-    alpha = 1.0
-    seen = {}
-    base = _table_next(_np(MYOPIC) + 1e-12)
-
-    def next(prompt, cache, index):
-        seen["memory"] = cache["memory"]
-        logits, _, _ = base(prompt, cache, index)
-        return logits, None, {**cache, "count": cache["count"] + 1}
-
-    memory = np.arange(6, dtype="float32").reshape(2, 3)
-    search = BeamSearch(beam_width=3, length_penalty=alpha, end_token_id=END, num_results=3)
-    tokens, scores = search(
-        next,
-        _prompt(2, 5),
-        {"memory": memory, "count": np.zeros((2,), "float32")},
-        index=1,
-        static_keys=("memory",),
+def test_preprocessor_vocabularies_ids_and_config():
+    pre = Seq2SeqPreprocessor.from_pairs(PAIRS, 14, 12)
+    assert pre.source_vocabulary[:4] == ["<pad>", "<s>", "</s>", "<unk>"]
+    # Most frequent first: "está" (4), then "tom" (3) on the Spanish side.
+    assert pre.source_vocabulary[4:6] == ["está", "tom"]
+    assert len(pre.source_vocabulary) == 14 and len(pre.target_vocabulary) == 12
+    assert pre.target_casing["tom"] == "Tom" and pre.target_casing["i"] == "I"
+    (source, decoder_in), target = pre(["¿Dónde está Tom?", "Nada"], ["Where is Tom?", "x"])
+    index = {w: i for i, w in enumerate(pre.source_vocabulary)}
+    np.testing.assert_array_equal(
+        source,
+        [[index["¿"], index["dónde"], index["está"], index["tom"], index["?"]], [3, 0, 0, 0, 0]],
     )
-    np.testing.assert_array_equal(_np(seen["memory"]), np.repeat(memory, 3, 0))
-    for sequence, score in zip(_np(tokens)[0], _np(scores)[0]):
-        generated = [t for t in sequence[1:] if t != PAD]
-        length = generated.index(END) + 1 if END in generated else len(generated)
-        penalty = ((5.0 + length) / 6.0) ** alpha
-        assert abs(score - _log_prob(sequence) / penalty) < ATOL
-    np.testing.assert_allclose(
-        _np(gnmt_length_penalty(np.array([1, 4]), 0.6)),
-        ((5 + np.array([1, 4])) / 6) ** 0.6,
-        rtol=1e-6,
+    assert decoder_in.shape == target.shape == (2, 5)
+    assert decoder_in[0, 0] == pre.start_token_id and decoder_in[1, 0] == pre.start_token_id
+    assert pre.target_tokens(target[0]) == ["where", "is", "tom", "?"]
+    assert pre.decode(decoder_in[0].tolist() + [pre.end_token_id]) == "Where is Tom?"
+    assert target[1, 1] == pre.end_token_id  # "x" is unknown: <unk>, </s>
+    clone = Seq2SeqPreprocessor.from_config(json.loads(json.dumps(pre.get_config())))
+    assert clone.get_config() == pre.get_config()
+
+
+def test_translate_raw_to_raw_is_decoded_greedy(translator):
+    pre = translator.preprocessor
+    texts = ["¿Dónde está Tom?", "", "Tom está en casa, no sé."]
+    got = translator.translate(texts)
+    assert isinstance(got, list) and len(got) == 3 and got[1] == ""
+    source = pre([texts[0], texts[2]])
+    tokens = greedy_by_hand(translator, source, 24)
+    assert [got[0], got[2]] == [pre.decode(row) for row in tokens]
+    assert translator.translate(texts[0]) == got[0]
+    # A single beam is greedy search; wider beams return decoded n-best heads.
+    assert translator.translate(texts, sampler="beam", num_beams=1) == got
+    beam = translator.translate(texts, sampler="beam", num_beams=3, length_penalty=0.0)
+    ids, _ = translator.generate(source, max_length=25, sampler="beam", num_beams=3)
+    assert [beam[0], beam[2]] == [pre.decode(row) for row in ids[:, 0]]
+
+
+def test_fit_with_compile_defaults_and_save_load(translator, tmp_path):
+    keras.utils.set_random_seed(6)
+    m = Seq2Seq(
+        preprocessor=translator.preprocessor,
+        embedding_dim=EMB,
+        units=UNITS,
+        cell_type="gru",
+        attention="bahdanau",
     )
+    m.compile(optimizer=keras.optimizers.Adam(0.05))  # loss: the task's default
+    assert isinstance(m.loss, MaskedSequenceLoss) and m.loss.pad_token_id == PAD
+    x, y = m.preprocessor([s for s, _ in PAIRS], [t for _, t in PAIRS])
+    history = m.fit(x, y, epochs=3, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert 0.0 <= history["token_accuracy"][-1] <= 1.0
+    path = str(tmp_path / "s2s.keras")
+    m.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is Seq2Seq and loaded.get_config() == m.get_config()
+    np.testing.assert_allclose(_np(loaded(x)), _np(m(x)), atol=ATOL)
+    texts = [s for s, _ in PAIRS]
+    assert loaded.translate(texts) == m.translate(texts)
 
 
-# --- bad input --------------------------------------------------------------
+def test_backbone_alone_has_no_task_api():
+    backbone = Seq2SeqBackbone(SRC_VOCAB, TGT_VOCAB, EMB, UNITS)
+    assert _np(backbone((SOURCE, DECODER_IN))).shape == (3, 4, TGT_VOCAB)
+    assert not hasattr(backbone, "translate")
 
 
-@pytest.mark.parametrize("beam_width", [0, -2, 1.5])
-def test_bad_beam_width(model, beam_width):
-    with pytest.raises(ValueError, match="beam_width"):
-        BeamSearch(beam_width=beam_width)
-    with pytest.raises(ValueError, match="beam_width"):
-        model.generate(SOURCE, beam_width=beam_width)
+# --- bad input ------------------------------------------------------------------
 
 
-def test_bad_inputs(model):
+def test_bad_inputs(model, translator):
     memory, mask, _ = model.encode(SOURCE)
     with pytest.raises(ValueError, match="memory_mask"):
         model.decoder_constants(memory, np.ones((3, 4), bool))
-    with pytest.raises(ValueError, match="num_results"):
-        BeamSearch(beam_width=2, num_results=3)
-    with pytest.raises(ValueError, match="length_penalty"):
-        BeamSearch(beam_width=2, length_penalty=-1.0)
     with pytest.raises(ValueError, match="source_ids"):
         model.encode(SOURCE[0])
     with pytest.raises(ValueError, match="units"):
         Seq2Seq(5, 5, units=7, bidirectional=True)
-    with pytest.raises(ValueError, match="static_keys"):
-        BeamSearch(2)(_table_next(_np(MYOPIC) + 1e-12), _prompt(1, 3), {}, static_keys=("memory",))
+    with pytest.raises(ValueError, match="preprocessor"):
+        model.translate(["hola"])
+    with pytest.raises(ValueError, match="num_beams"):
+        translator.translate(["hola"], num_beams=3)
+    with pytest.raises(ValueError, match="num_results"):
+        translator.translate(["hola"], sampler="beam", num_results=2)
+    with pytest.raises(ValueError, match="max_length"):
+        model.generate(SOURCE, max_length=1)
+    with pytest.raises(ValueError, match="source_vocab_size"):
+        Seq2Seq(99, preprocessor=translator.preprocessor)
+    with pytest.raises(ValueError, match="end_token_id"):
+        Seq2Seq(preprocessor=translator.preprocessor, end_token_id=5)
+    with pytest.raises(ValueError, match="source_vocab_size"):
+        Seq2Seq()
+    with pytest.raises(TypeError, match="preprocessor"):
+        Seq2Seq(preprocessor=["<pad>"])
+    with pytest.raises(ValueError, match="special tokens"):
+        Seq2SeqPreprocessor(["<pad>", "<unk>", "a"], ["<pad>", "<s>", "<unk>", "b"])
+    with pytest.raises(ValueError, match="same id"):
+        Seq2SeqPreprocessor(["<unk>", "<pad>"], ["<pad>", "<s>", "</s>", "<unk>"])
+    with pytest.raises(ValueError, match="duplicate"):
+        Seq2SeqPreprocessor(["<pad>", "<unk>", "a", "a"], ["<pad>", "<s>", "</s>", "<unk>"])
 
 
-def test_mask_after_end():
-    tokens = np.array([[1, 2, 5, 2, 6], [1, 4, 5, 6, 2]])
-    np.testing.assert_array_equal(
-        _np(mask_after_end(tokens, 2, start=1)),
-        [[1, 2, 0, 0, 0], [1, 4, 5, 6, 2]],
-    )
+# --- the shipped model without TensorFlow -----------------------------------------
+
+
+def test_shipped_model_translates_without_tensorflow():
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        pytest.skip("the TensorFlow backend needs TensorFlow; this checks jax and torch")
+    with open(os.path.join(ROOT, "tests", "models", "shipped_outputs.json")) as f:
+        expected = json.load(f)["translate_spa_eng"]["translate"]
+    code = f"""
+import json
+import kzoo.models
+model = kzoo.models.load("saved_models/translate_spa_eng.keras")
+print(json.dumps(model.translate({TRANSLATION_TEXTS!r})))
+"""
+    result = run_without_tensorflow(code, backend, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected

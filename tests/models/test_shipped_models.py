@@ -24,6 +24,8 @@ TRANSLATION_SOURCES = [
     "no sé dónde vive ella .",
     "¿ puedes ayudarme mañana ?",
 ]
+# The same sentences as a user types them, for `translate`.
+TRANSLATION_TEXTS = ["Tom está en la cocina.", "No sé dónde vive ella.", "¿Puedes ayudarme mañana?"]
 CHAR_PROMPT = "ROMEO:"
 WORD_PROMPT = "the company said"
 
@@ -44,18 +46,13 @@ def word_lm_outputs():
 
 
 def translation_outputs():
-    stem = os.path.join(SAVED, "translate_spa_eng")
-    model = load(stem + ".keras")
-    with open(stem + "_vocab.json") as f:
-        vocab = json.load(f)
-    index = {w: i for i, w in enumerate(vocab["source"])}
-    unk = vocab["source"].index("<unk>")
-    rows = [[index.get(w, unk) for w in s.split()] for s in TRANSLATION_SOURCES]
-    source = np.zeros((len(rows), max(map(len, rows))), "int32")
-    for i, row in enumerate(rows):
-        source[i, : len(row)] = row
-    tokens = model.generate(source, max_length=20)
-    return {"greedy": [" ".join(vocab["target"][t] for t in model.strip(row)) for row in tokens]}
+    # The vocabularies and tokenization are inside the file (its preprocessor).
+    model = load(os.path.join(SAVED, "translate_spa_eng.keras"))
+    tokens, _ = model.generate(model.preprocessor(TRANSLATION_SOURCES), max_length=20)
+    return {
+        "greedy": [" ".join(model.preprocessor.target_tokens(row)) for row in tokens[:, 0]],
+        "translate": model.translate(TRANSLATION_TEXTS),
+    }
 
 
 OUTPUTS = {
@@ -71,6 +68,8 @@ def test_shipped_model_gives_recorded_outputs(name):
         expected = json.load(f)[name]
     got = OUTPUTS[name]()
     assert got["greedy"] == expected["greedy"]
+    if "translate" in expected:
+        assert got["translate"] == expected["translate"]
     if "log_prob_of_next" in expected:
         np.testing.assert_allclose(got["log_prob_of_next"], expected["log_prob_of_next"], atol=1e-4)
 

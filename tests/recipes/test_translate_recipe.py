@@ -1,10 +1,10 @@
 """Smoke test of recipes/translate.py --quick on the real spa-eng pairs."""
 
 import importlib.util
-import json
 import os
 
 import keras
+import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -18,11 +18,25 @@ def _load_recipe():
     return module
 
 
-def test_tokenize_and_buckets():
+def test_make_batches_share_one_bucket_length():
+    from kzoo.models import Seq2SeqPreprocessor
+
     recipe = _load_recipe()
-    assert recipe.tokenize("¿Dónde está Tom?") == ["¿", "dónde", "está", "tom", "?"]
-    assert recipe.bucket_length(3, (8, 16)) == 8
-    assert recipe.bucket_length(9, (8, 16)) == 16
+    pairs = [("¿Dónde está Tom?", "Where is Tom?"), ("Hola.", "Hello.")] * 3
+    pairs.append(("uno " * 12, "one " * 12))  # 12 tokens: longer than the last bucket
+    pre = Seq2SeqPreprocessor.from_pairs(pairs, 20, 20)
+    batches = recipe.make_batches(pairs, pre, batch_size=4, buckets=(4, 8))
+    rows = 0
+    for (source, decoder_in), target in batches:
+        # One padded length per batch, from the buckets, for all three arrays.
+        assert source.shape[1] == decoder_in.shape[1] == target.shape[1] in (4, 8)
+        assert (decoder_in[:, 0] == pre.start_token_id).all()
+        # The target is the decoder input shifted left, ending with the end token.
+        words = (target[:, :-1] != pre.pad_token_id) & (target[:, :-1] != pre.end_token_id)
+        np.testing.assert_array_equal(decoder_in[:, 1:][words], target[:, :-1][words])
+        assert ((target == pre.end_token_id).sum(axis=1) == 1).all()
+        rows += len(source)
+    assert rows == 6
 
 
 @pytest.mark.large
@@ -37,10 +51,11 @@ def test_translate_quick(shared_data_dir, tmp_path, monkeypatch):
         assert 0.0 <= results[key] <= 100.0
     stem = out / "translate_quick"
     model = keras.saving.load_model(str(stem) + ".keras")
-    with open(str(stem) + "_vocab.json") as f:
-        vocab = json.load(f)
-    assert model.get_config()["source_vocab_size"] == len(vocab["source"])
-    assert model.get_config()["target_vocab_size"] == len(vocab["target"])
+    # The vocabularies are inside the file: raw text in, sentences out.
+    assert not os.path.exists(str(stem) + "_vocab.json")
+    assert model.get_config()["source_vocab_size"] == len(model.preprocessor.source_vocabulary)
+    (translation,) = model.translate(["¿Dónde está Tom?"])
+    assert isinstance(translation, str)
     assert os.path.getsize(str(stem) + ".keras") <= 10 * 2**20
     with open(str(stem) + "_attention.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Encoder-decoder with attention for sequence-to-sequence tasks (translation)."""
+"""The Seq2Seq network: a (bi)directional recurrent encoder and an attention decoder."""
 
 import keras
 from keras import ops
@@ -15,16 +15,17 @@ from kzoo.layers import (
     LSTMCell,
     LuongAttention,
 )
-from kzoo.models.checked_inputs import CheckedTokenInputs, variables_kept_on_error
-from kzoo.models.decoding import BeamSearch, greedy_search, mask_after_end
+from kzoo.models.checked_inputs import CheckedTokenInputs
 from kzoo.utils.serialization import register_serializable
 from kzoo.utils.validation import (
     check_bool,
+    check_choice,
     check_id_matrix,
     check_number,
     check_seed,
     check_token_id,
     check_token_ids,
+    check_units,
     concrete_numpy,
 )
 
@@ -32,60 +33,16 @@ _CELLS = {"lstm": (LSTM, LSTMCell), "gru": (GRU, GRUCell)}
 _ATTENTIONS = ("luong", "bahdanau")
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return value
-
-
 @register_serializable
-class MaskedSequenceLoss(keras.losses.Loss):
-    """Token cross-entropy averaged over the non-padding target tokens.
+class Seq2SeqBackbone(CheckedTokenInputs, keras.Model):
+    """A (bi)directional recurrent encoder and an attention decoder, on ids.
 
-    $$L = \\frac{\\sum_{b,t} m_{bt} \\, (-\\log \\mathrm{softmax}(z_{bt})_{y_{bt}})}
-      {\\max(1, \\sum_{b,t} m_{bt})}, \\qquad m_{bt} = [y_{bt} \\neq \\text{pad}]$$
-
-    Args:
-        pad_token_id: int, the target id that carries no loss.
-        name: loss name.
-
-    Call arguments:
-        y_true: `(batch, time)` int target ids.
-        y_pred: `(batch, time, vocab)` logits.
-
-    Returns:
-        A scalar.
-    """
-
-    def __init__(self, pad_token_id=0, name="masked_sequence_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int):
-            raise ValueError(
-                f"`pad_token_id` must be an int. Received: pad_token_id={pad_token_id!r}"
-            )
-        self.pad_token_id = pad_token_id
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "int32")
-        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        picked = ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
-        mask = ops.cast(ops.not_equal(y_true, self.pad_token_id), "float32")
-        return -ops.sum(picked * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-    def get_config(self):
-        return {"pad_token_id": self.pad_token_id, "name": self.name}
-
-
-@register_serializable
-class Seq2Seq(CheckedTokenInputs, keras.Model):
-    """A (bi)directional recurrent encoder and an attention decoder.
-
-    Encoder: target-free embedding of the source ids, then
-    `encoder_layers` recurrent layers (`Bidirectional` ones with
-    `units // 2` per direction when `bidirectional=True`), masked where the
-    source equals `pad_token_id`. Its outputs are the attention memory
-    `(batch, source_time, units)`; the last layer's final states (forward and
-    backward concatenated) start the decoder.
+    Encoder: an embedding of the source ids, then `encoder_layers` recurrent
+    layers (`Bidirectional` ones with `units // 2` per direction when
+    `bidirectional=True`), masked where the source equals `pad_token_id`.
+    Its outputs are the attention memory `(batch, source_time, units)`; the
+    last layer's final states (forward and backward concatenated) start the
+    decoder.
 
     Decoder: one `AttentionDecoderCell` (Luong input feeding, attentional
     layer of width `units`) around an LSTM/GRU cell of `units`, attention
@@ -103,10 +60,9 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
     the coins are drawn before the time loop. Inference and evaluation
     always use the true previous tokens.
 
-    Generation (`generate`) runs greedy search (keras-hub `GreedySampler`)
-    or `kzoo.models.decoding.BeamSearch` inside the model's compiled predict
-    function: `tf.function` on TensorFlow, `jax.jit` on JAX, and the Keras
-    torch predict function (eager; `torch.compile` was too slow to compile) on PyTorch.
+    This class is the network only (ids in, logits out). `kzoo.models.Seq2Seq`
+    adds the preprocessor (raw text <-> ids), compile defaults, generation and
+    `translate`.
 
     Args:
         source_vocab_size: int, including padding and reserved ids.
@@ -137,10 +93,8 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
 
     Example:
 
-    >>> model = Seq2Seq(1000, 800, embedding_dim=64, units=128)
-    >>> model.compile("adam", loss=MaskedSequenceLoss())
-    >>> model.fit((source, target[:, :-1]), target[:, 1:])
-    >>> tokens = model.generate(source, max_length=20, beam_width=4)
+    >>> backbone = Seq2SeqBackbone(1000, 800, embedding_dim=64, units=128)
+    >>> logits = backbone((source_ids, decoder_input_ids))
 
     Reference:
         Sutskever, Vinyals, Le, "Sequence to Sequence Learning with Neural
@@ -175,21 +129,15 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
             ("units", units),
             ("encoder_layers", encoder_layers),
         ):
-            _positive_int(value, name)
+            check_units(value, name)
         bidirectional = check_bool(bidirectional, "bidirectional")
         if bidirectional and units % 2:
             raise ValueError(
                 "`units` must be even with bidirectional=True (units // 2 per "
                 f"direction). Received: units={units}"
             )
-        if cell_type not in _CELLS:
-            raise ValueError(
-                f"`cell_type` must be one of {sorted(_CELLS)}. Received: cell_type={cell_type!r}"
-            )
-        if attention not in _ATTENTIONS:
-            raise ValueError(
-                f"`attention` must be one of {_ATTENTIONS}. Received: attention={attention!r}"
-            )
+        check_choice(cell_type, tuple(_CELLS), "cell_type")
+        check_choice(attention, _ATTENTIONS, "attention")
         dropout = check_number(dropout, "dropout", 0, 1)
         teacher_forcing_ratio = check_number(
             teacher_forcing_ratio, "teacher_forcing_ratio", 0, 1, high_inclusive=True
@@ -211,7 +159,7 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
         self.cell_type = cell_type
         self.attention = attention
         self.dropout = dropout
-        self.teacher_forcing_ratio = float(teacher_forcing_ratio)
+        self.teacher_forcing_ratio = teacher_forcing_ratio
         self.pad_token_id = pad_token_id
         self.start_token_id = start_token_id
         self.end_token_id = end_token_id
@@ -246,19 +194,28 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
             attention_layer = LuongAttention(score="general", name="attention")
         else:
             attention_layer = BahdanauAttention(units, name="attention")
-        self.decoder_cell = AttentionDecoderCell(
-            cell_class(units, name="decoder_cell"),
-            attention_layer,
-            attention_layer_size=units,
-            memory_dim=units,
-            name="attention_decoder_cell",
+        # The cell is reached through `self.decoder.cell` only: tracked once,
+        # `summary()` lists its weights once (under "decoder").
+        self.decoder = RNN(
+            AttentionDecoderCell(
+                cell_class(units, name="decoder_cell"),
+                attention_layer,
+                attention_layer_size=units,
+                memory_dim=units,
+                name="attention_decoder_cell",
+            ),
+            return_sequences=True,
+            name="decoder",
         )
-        self.decoder = RNN(self.decoder_cell, return_sequences=True, name="decoder")
         self.embedding_dropout = keras.layers.Dropout(dropout, name="embedding_dropout")
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         self.projection = keras.layers.Dense(target_vocab_size, name="projection")
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._generators = _GeneratorCache()
+
+    @property
+    def decoder_cell(self):
+        """The `AttentionDecoderCell` that `decoder` runs over time."""
+        return self.decoder.cell
 
     # --- input checks -------------------------------------------------------
 
@@ -286,8 +243,8 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
             check_token_ids(x[1], self.target_vocab_size, "x[1] (decoder_input_ids)")
         elif concrete_numpy(x) is not None:
             raise ValueError(
-                "Seq2Seq expects inputs `(source_ids, decoder_input_ids)`. Received "
-                f"{type(x).__name__}."
+                f"{type(self).__name__} expects inputs `(source_ids, decoder_input_ids)`. "
+                f"Received {type(x).__name__}."
             )
 
     def check_targets(self, y):
@@ -373,8 +330,8 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
     def call(self, inputs, training=False):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(
-                "Seq2Seq expects inputs `(source_ids, decoder_input_ids)`. Received "
-                f"{type(inputs).__name__}."
+                f"{type(self).__name__} expects inputs `(source_ids, decoder_input_ids)`. "
+                f"Received {type(inputs).__name__}."
             )
         source_ids, decoder_input_ids = inputs
         memory, memory_mask, states = self.encode(source_ids, training=training)
@@ -412,138 +369,6 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
         initial_output = ops.zeros((batch, self.target_vocab_size), embedded.dtype)
         _, logits, _ = backend.rnn(step, inputs, initial, initial_output)
         return logits
-
-    # --- generation ----------------------------------------------------------
-
-    def generate(
-        self,
-        source_ids,
-        max_length=32,
-        beam_width=1,
-        length_penalty=0.0,
-        num_results=1,
-        method=None,
-        batch_size=64,
-    ):
-        """Translates source ids with greedy or beam search, compiled.
-
-        Args:
-            source_ids: `(batch, source_time)` int array padded with
-                `pad_token_id`, ids in `[0, source_vocab_size)` (others raise
-                a `ValueError`).
-            max_length: int >= 2, the output length including the start token.
-            beam_width: int >= 1.
-            length_penalty: GNMT alpha >= 0 (beam search only).
-            num_results: n-best size in [1, beam_width] (beam search only).
-            method: "greedy", "beam" or None (greedy if `beam_width == 1`).
-            batch_size: rows per compiled call.
-
-        Returns:
-            greedy: `(batch, max_length)` numpy ids starting with the start
-            token, padded after the end token. beam: `(tokens, scores)` of
-            shapes `(batch, num_results, max_length)` and `(batch,
-            num_results)`, best first.
-        """
-        if isinstance(beam_width, bool) or not isinstance(beam_width, int) or beam_width < 1:
-            raise ValueError(
-                f"`beam_width` must be an integer >= 1. Received: beam_width={beam_width!r}"
-            )
-        if not isinstance(max_length, int) or max_length < 2:
-            raise ValueError(
-                f"`max_length` must be an integer >= 2. Received: max_length={max_length!r}"
-            )
-        if method is None:
-            method = "greedy" if beam_width == 1 else "beam"
-        if method not in ("greedy", "beam"):
-            raise ValueError(
-                f"`method` must be 'greedy', 'beam' or None. Received: method={method!r}"
-            )
-        search = None
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-            )
-        source_ids = self.check_source_ids(source_ids)
-        if method == "greedy":
-            from kzoo.generation.samplers import keras_hub_samplers
-
-            keras_hub_samplers()  # a clear error now, not one inside the compiled call
-        if method == "beam":
-            search = BeamSearch(
-                beam_width,
-                length_penalty,
-                num_results,
-                end_token_id=self.end_token_id,
-                pad_token_id=self.pad_token_id,
-            )
-        if not self.built:
-            self.build()
-        key = (method, max_length) + (() if search is None else tuple(search.get_config().values()))
-        generator = self._generators.get(key)
-        if generator is None:
-            generator = _Generator(self, method, max_length, search)
-            self._generators.put(key, generator)
-        with variables_kept_on_error(generator):
-            outputs = generator.predict(source_ids, batch_size=batch_size, verbose=0)
-        if method == "greedy":
-            return outputs
-        return outputs["tokens"], outputs["scores"]
-
-    def search(self, source_ids, max_length, method="greedy", search=None):
-        """The search graph itself, for a compiled function (see `generate`)."""
-        source_ids = ops.convert_to_tensor(source_ids, "int32")
-        memory, memory_mask, states = self.encode(source_ids)
-        constants = self.decoder_constants(memory, memory_mask)
-        batch = ops.shape(source_ids)[0]
-        prompt = ops.concatenate(
-            [
-                ops.full((batch, 1), self.start_token_id, "int32"),
-                ops.full((batch, max_length - 1), self.pad_token_id, "int32"),
-            ],
-            axis=1,
-        )
-        num_states = len(states)
-        cache = {f"state_{i}": s for i, s in enumerate(states)}
-        cache.update(constants)
-
-        def next(prompt, cache, index):
-            previous = ops.take(prompt, index - 1, axis=1)  # (batch,)
-            step_states = [cache[f"state_{i}"] for i in range(num_states)]
-            step_constants = {name: cache[name] for name in constants}
-            logits, step_states = self.decode_step(previous, step_states, step_constants)
-            new_cache = dict(cache)
-            new_cache.update({f"state_{i}": s for i, s in enumerate(step_states)})
-            return logits, None, new_cache
-
-        if method == "greedy":
-            return greedy_search(
-                next,
-                prompt,
-                cache,
-                index=1,
-                end_token_id=self.end_token_id,
-                pad_token_id=self.pad_token_id,
-                model=self,
-            )
-        tokens, scores = search(next, prompt, cache, index=1, static_keys=tuple(constants))
-        return {"tokens": tokens, "scores": scores}
-
-    def strip(self, tokens):
-        """Drops the start token and everything from the end token on.
-
-        Args:
-            tokens: a sequence of ids as returned by `generate`.
-
-        Returns:
-            A list of ids.
-        """
-        result = []
-        for token in list(tokens)[1:]:
-            token = int(token)
-            if token in (self.end_token_id, self.pad_token_id):
-                break
-            result.append(token)
-        return result
 
     def attention_weights(self, source_ids, decoder_input_ids):
         """Attention weights of teacher-forced decoding, `(batch, target_time,
@@ -597,35 +422,3 @@ class Seq2Seq(CheckedTokenInputs, keras.Model):
         config = dict(config)
         config.pop("trainable", None)
         return cls(**config)
-
-
-class _GeneratorCache:
-    """A plain holder (not tracked by Keras) of compiled generators."""
-
-    def __init__(self):
-        self._items = {}
-
-    def get(self, key):
-        return self._items.get(key)
-
-    def put(self, key, value):
-        self._items[key] = value
-
-
-class _Generator(keras.Model):
-    """Wraps `Seq2Seq.search` as a model call, so that `predict` compiles it
-    with the active backend's compiler and passes the weights in."""
-
-    def __init__(self, seq2seq, method, max_length, search):
-        super().__init__(name=f"{seq2seq.name}_generator")
-        self.seq2seq = seq2seq
-        self.method = method
-        self.max_length = max_length
-        self.search_fn = search
-        self.built = True
-
-    def call(self, source_ids):
-        return self.seq2seq.search(source_ids, self.max_length, self.method, self.search_fn)
-
-
-__all__ = ["Seq2Seq", "MaskedSequenceLoss", "mask_after_end"]
