@@ -57,15 +57,13 @@ def run_layer_test(layer, inputs, tmp_path, mask=None):
 
 
 # Prepended to code run by `run_without_tensorflow`: any import of TensorFlow
-# (or tensorflow_text, which keras-hub's tokenizers pull) raises ImportError,
-# as on a machine where it is not installed.
+# (or tensorflow_text, which keras-hub's tokenizers pull) raises ImportError and
+# `importlib.util.find_spec` finds nothing, as on a machine where it is not
+# installed (torch._dynamo probes `find_spec("tensorflow")` when it loads).
 _BLOCK_TENSORFLOW = """
 import sys
-class _NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tf_keras"):
-            raise ImportError(f"No module named {name!r} (TensorFlow is blocked in this test)")
-sys.meta_path.insert(0, _NoTensorFlow())
+for _name in ("tensorflow", "tensorflow_text", "tf_keras"):
+    sys.modules[_name] = None
 """
 
 
@@ -83,7 +81,7 @@ def run_without_tensorflow(code, backend, timeout=300, cwd=None):
         raise ValueError("run_without_tensorflow needs the jax or torch backend.")
     check = (
         "\nimport sys as _sys\n"
-        "_loaded = sorted(m for m in _sys.modules if m.split('.')[0] == 'tensorflow')\n"
+        "_loaded = sorted(m for m, v in _sys.modules.items() if v is not None and m.split('.')[0] == 'tensorflow')\n"
         "assert not _loaded, f'TensorFlow was imported: {_loaded[:5]}'\n"
     )
     script = _BLOCK_TENSORFLOW + textwrap.dedent(code) + check
