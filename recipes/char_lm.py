@@ -158,9 +158,9 @@ def main(argv=None):
         vocabulary=vocabulary,
         token_level="character",
         embedding_dim=args.embedding_dim,
-        hidden_units=args.hidden_units,
+        units=args.hidden_units,
         num_layers=args.num_layers,
-        cell=args.cell,
+        cell_type=args.cell,
         dropout=args.dropout,
         stateful=args.stateful,
         batch_size=args.batch_size,
@@ -198,7 +198,7 @@ def main(argv=None):
             text = model.generate(
                 SAMPLE_PROMPT,
                 max_length=sample_length,
-                sampler="temperature",
+                sampler="random",
                 temperature=temperature,
                 seed=args.seed,
             )
@@ -264,7 +264,7 @@ def _model_card(args, model, history, valid, seconds, steps, path, dtype, sample
         for epoch, step, loss, t in history
     )
     sample = model.generate(
-        SAMPLE_PROMPT, max_length=sample_length, sampler="temperature", temperature=0.8, seed=0
+        SAMPLE_PROMPT, max_length=sample_length, sampler="random", temperature=0.8, seed=0
     )
     command = "python recipes/char_lm.py " + " ".join(sys.argv[1:])
     return f"""# {model.name}

@@ -1,15 +1,39 @@
-"""Autoregressive generation: keras-hub samplers driven over a recurrent state.
+"""Autoregressive generation: one loop, any sampler, any model with the `next` contract.
 
-- `get_sampler(name, temperature, k, p, seed)`: a checked keras-hub sampler.
-- `check_sampler(sampler, vocabulary_size)`: rejects unusable settings.
-- `decode(model, token_ids, prompt_mask, sampler, seed)`: the compiled
-  token-by-token loop for any model with `generation_cache` and
-  `generation_step` (the keras-hub `next(prompt, cache, index)` contract).
+The contract (keras-hub's `next`, with the conditioning input of a Seq2Seq
+model added): a decodable model provides
 
-keras-hub itself is imported only when a sampler is built.
+    generation_cache(batch_size, context=None) -> cache
+    generation_step(prompt, cache, index) -> (logits, hidden, cache)
+
+and optionally `generation_static_keys` (dict-cache entries that never
+change, shared by the beams of a row) and `vocabulary_size`. See
+`kzoo.generation.decoding` for the full statement.
+
+- `generate_ids(model, token_ids, prompt_mask, sampler, context, stop_token_ids,
+  pad_token_id, seed, **sampler_options) -> (token_ids, scores)`: the one
+  loop, compiled with the model's `predict` machinery (`jax.jit`,
+  `tf.function`; eager under `torch.no_grad` on PyTorch, which measured
+  faster than `torch.compile`: `benchmarks/generation_speed.py`).
+- `get_sampler(name, seed, **options)`: `"greedy"`, `"random"`, `"top_k"`,
+  `"top_p"` (keras-hub's samplers, imported when first built) and `"beam"`
+  (`BeamSampler`: GNMT length penalty, n-best); `check_sampler(sampler,
+  vocabulary_size)` rejects unusable settings.
+- `length_penalty(lengths, alpha)`: the GNMT penalty; `mask_after_stop`.
 """
 
-from kzoo.generation.decoding import DecodingLoop, decode
+from kzoo.generation.beam import BeamSampler, length_penalty
+from kzoo.generation.decoding import GenerationLoop, generate_ids, mask_after_stop, resolve_sampler
 from kzoo.generation.samplers import SAMPLER_NAMES, check_sampler, get_sampler
 
-__all__ = ["SAMPLER_NAMES", "DecodingLoop", "check_sampler", "decode", "get_sampler"]
+__all__ = [
+    "SAMPLER_NAMES",
+    "BeamSampler",
+    "GenerationLoop",
+    "check_sampler",
+    "generate_ids",
+    "get_sampler",
+    "length_penalty",
+    "mask_after_stop",
+    "resolve_sampler",
+]

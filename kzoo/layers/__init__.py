@@ -14,6 +14,7 @@ from kzoo.layers.sampled_softmax import SampledSoftmax
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
 from kzoo.layers.stacked_cells import StackedRNNCells
 from kzoo.layers.stacked_rnn import StackedRNN
+from kzoo.layers.tied_embedding import TiedEmbedding
 from kzoo.layers.unknown_word_dropout import UnknownWordDropout
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "UnknownWordDropout",
     "ActivationRegularization",
     "SampledSoftmax",
+    "TiedEmbedding",
 ]

@@ -1,5 +1,6 @@
 """Evaluation metrics for kzoo tasks."""
 
 from kzoo.metrics.ner import entity_f1, extract_entities
+from kzoo.metrics.perplexity import Perplexity
 
-__all__ = ["entity_f1", "extract_entities"]
+__all__ = ["Perplexity", "entity_f1", "extract_entities"]

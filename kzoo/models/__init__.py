@@ -1,8 +1,12 @@
 """Model builders, raw-text pipelines, decoding and loading of saved models."""
 
-from kzoo.models.decoding import BeamSearch, gnmt_length_penalty, greedy_search
 from kzoo.models.forecaster import Forecaster
-from kzoo.models.language_model import LanguageModel, TiedEmbedding
+from kzoo.layers.tied_embedding import TiedEmbedding
+from kzoo.models.language_model import (
+    LanguageModel,
+    LanguageModelBackbone,
+    LanguageModelPreprocessor,
+)
 from kzoo.models.loading import load
 from kzoo.models.presets import from_preset, get_preset, list_presets
 from kzoo.models.pooling import (
@@ -26,12 +30,13 @@ from kzoo.models.word_type_dropout import WordTypeDropout
 
 __all__ = [
     "AttentionPooling1D",
-    "BeamSearch",
     "CharacterEncoder",
     "Forecaster",
     "GlobalMaskedAveragePooling1D",
     "GlobalMaskedMaxPooling1D",
     "LanguageModel",
+    "LanguageModelBackbone",
+    "LanguageModelPreprocessor",
     "MaskedSequenceLoss",
     "Seq2Seq",
     "SequenceTagger",
@@ -44,8 +49,6 @@ __all__ = [
     "UnknownWordDropout",
     "WordTokenizer",
     "WordTypeDropout",
-    "gnmt_length_penalty",
-    "greedy_search",
     "from_preset",
     "get_preset",
     "list_presets",

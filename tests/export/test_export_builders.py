@@ -43,7 +43,7 @@ def gru_text_classifier():
 
 
 def language_model():
-    return LanguageModel(vocabulary=list("abcdefgh \n"), embedding_dim=6, hidden_units=8)
+    return LanguageModel(vocabulary=list("abcdefgh \n"), embedding_dim=6, units=8)
 
 
 def sequence_tagger(decoder):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.generation import SAMPLER_NAMES, check_sampler, get_sampler
+from kzoo.generation import SAMPLER_NAMES, BeamSampler, check_sampler, get_sampler
 
 # One fixed distribution over 8 tokens, most likely first: token 3, then 0, 6, ...
 LOGITS = np.log(np.array([0.25, 0.02, 0.03, 0.4, 0.05, 0.08, 0.12, 0.05]))
@@ -46,11 +46,15 @@ def test_names_build_the_keras_hub_samplers():
 
     classes = {
         "greedy": samplers.GreedySampler,
-        "temperature": samplers.RandomSampler,
+        "random": samplers.RandomSampler,
         "top_k": samplers.TopKSampler,
         "top_p": samplers.TopPSampler,
     }
-    assert set(SAMPLER_NAMES) == set(classes)
+    assert set(SAMPLER_NAMES) == set(classes) | {"beam"}
+    assert type(get_sampler("temperature")) is samplers.RandomSampler  # earlier name
+    beam = get_sampler("beam", num_beams=3, length_penalty=0.6, num_results=2)
+    assert type(beam) is BeamSampler
+    assert (beam.num_beams, beam.length_penalty, beam.num_results) == (3, 0.6, 2)
     for name, cls in classes.items():
         assert type(get_sampler(name)) is cls
     sampler = get_sampler("top_p", p=0.3, k=4, temperature=0.7, seed=9)
@@ -68,7 +72,7 @@ def test_greedy_takes_the_argmax_at_every_step():
 def test_temperature_near_zero_equals_greedy():
     table = np.random.randn(12, 8)
     greedy = run_sampler(get_sampler("greedy"), batch=3, length=12, logits_by_index=table)
-    cold = get_sampler("temperature", temperature=1e-4, seed=1)
+    cold = get_sampler("random", temperature=1e-4, seed=1)
     np.testing.assert_array_equal(
         run_sampler(cold, batch=3, length=12, logits_by_index=table), greedy
     )
@@ -76,7 +80,7 @@ def test_temperature_near_zero_equals_greedy():
 
 def test_temperature_sampling_follows_the_tempered_softmax():
     temperature = 2.0
-    draws = run_sampler(get_sampler("temperature", temperature=temperature, seed=3), batch=4000)
+    draws = run_sampler(get_sampler("random", temperature=temperature, seed=3), batch=4000)
     expected = np.exp(LOGITS / temperature) / np.exp(LOGITS / temperature).sum()
     frequencies = np.bincount(draws.ravel(), minlength=8) / draws.size
     # 4000 draws: the standard error of each frequency is below 0.008
@@ -98,9 +102,9 @@ def test_top_p_samples_from_the_nucleus():
 
 
 def test_equal_seeds_give_equal_draws():
-    first = run_sampler(get_sampler("temperature", seed=7), batch=50, length=5)
-    again = run_sampler(get_sampler("temperature", seed=7), batch=50, length=5)
-    other = run_sampler(get_sampler("temperature", seed=8), batch=50, length=5)
+    first = run_sampler(get_sampler("random", seed=7), batch=50, length=5)
+    again = run_sampler(get_sampler("random", seed=7), batch=50, length=5)
+    other = run_sampler(get_sampler("random", seed=8), batch=50, length=5)
     np.testing.assert_array_equal(first, again)
     assert np.any(first != other)
 
@@ -108,13 +112,17 @@ def test_equal_seeds_give_equal_draws():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(sampler="beam"), "`sampler` must be one of"),
+        (dict(sampler="nucleus"), "`sampler` must be one of"),
+        (dict(sampler="greedy", k=3), r"takes the options \[.temperature.\], not \[.k.\]"),
+        (dict(sampler="top_k", p=0.5), r"not \[.p.\]"),
+        (dict(sampler="beam", temperature=0.5), r"not \[.temperature.\]"),
+        (dict(sampler="beam", num_beams=0), "`num_beams` must be an int >= 1"),
         (dict(sampler="top_k", k=0), "`k` must be an integer >= 1"),
         (dict(sampler="top_k", k=2.5), "`k` must be an integer >= 1"),
         (dict(sampler="top_p", p=1.5), r"`p` must be a number in \(0, 1\]"),
         (dict(sampler="top_p", p=0.5, k=0), "`k` must be an integer >= 1"),
-        (dict(sampler="temperature", temperature=0), "temperature"),
-        (dict(sampler="temperature", temperature=-0.5), "temperature"),
+        (dict(sampler="random", temperature=0), "temperature"),
+        (dict(sampler="random", temperature=-0.5), "temperature"),
         (dict(sampler="greedy", temperature=float("nan")), "temperature"),
     ],
 )
@@ -132,3 +140,18 @@ def test_check_sampler_rejects_instances_that_cannot_work():
         check_sampler(samplers.RandomSampler(temperature=0.0))
     with pytest.raises(ValueError, match="keras_hub.samplers.Sampler"):
         check_sampler("top_k")
+    with pytest.raises(ValueError, match="`num_beams` must be at most the vocabulary size 3"):
+        check_sampler(BeamSampler(num_beams=4), vocabulary_size=3)
+    with pytest.raises(ValueError, match="num_results"):
+        check_sampler(samplers.BeamSampler(num_beams=2, return_all_beams=True))
+    with pytest.raises(ValueError, match="apply only to a sampler given by name"):
+        get_sampler(BeamSampler(), num_beams=3)
+
+
+def test_missing_keras_hub_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # `import keras_hub` now fails
+    with pytest.raises(ImportError, match=r'pip install "kzoo\[hub\]"'):
+        get_sampler("top_k")
+    assert isinstance(get_sampler("beam"), BeamSampler)  # beam search does not need it

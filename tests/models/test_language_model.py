@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from kzoo.models import LanguageModel, TiedEmbedding
+from kzoo.layers import TiedEmbedding
+from kzoo.models import LanguageModel
 from kzoo.models.language_model import bptt_batches
 from tests.harness import assert_close, to_numpy, weights_by_name
 from tests.references import rnn_ref
@@ -16,7 +17,7 @@ CHARS = list("abcdefgh \n")
 
 
 def small_model(**kwargs):
-    options = dict(vocabulary=CHARS, embedding_dim=6, hidden_units=8, num_layers=2, seed=3)
+    options = dict(vocabulary=CHARS, embedding_dim=6, units=8, num_layers=2, seed=3)
     options.update(kwargs)
     return LanguageModel(**options)
 
@@ -32,10 +33,11 @@ def reference_logits(model, ids):
         out_kernel = to_numpy(model.output_projection.kernel)
         out_bias = to_numpy(model.output_projection.bias)
     x = table[ids]  # (batch, time, embedding_dim)
-    step = rnn_ref.lstm_step if model.cell == "lstm" else rnn_ref.gru_step
+    steps = {"lstm": rnn_ref.lstm_step, "gru": rnn_ref.gru_step, "rnn": rnn_ref.simple_rnn_step}
+    step = steps[model.cell_type]
     for layer in model.recurrent_layers:
-        n_states = 2 if model.cell == "lstm" else 1
-        zeros = [np.zeros((ids.shape[0], model.hidden_units))] * n_states
+        n_states = 2 if model.cell_type == "lstm" else 1  # gru, rnn: h only
+        zeros = [np.zeros((ids.shape[0], model.units))] * n_states
         x, _ = rnn_ref.run(step, x, weights_by_name(layer.cell), zeros)
     return x @ np.asarray(out_kernel, np.float64) + np.asarray(out_bias, np.float64)
 
@@ -50,10 +52,12 @@ def log_softmax(logits):
 
 
 @pytest.mark.parametrize(
-    "cell, tie", [("lstm", False), ("gru", False), ("lstm", True)], ids=["lstm", "gru", "tied"]
+    "cell, tie",
+    [("lstm", False), ("gru", False), ("rnn", False), ("lstm", True)],
+    ids=["lstm", "gru", "rnn", "tied"],
 )
 def test_logits_match_float64_reference(cell, tie):
-    model = small_model(cell=cell, tie_weights=tie, embedding_dim=8, dropout=0.3)
+    model = small_model(cell_type=cell, tie_weights=tie, embedding_dim=8, dropout=0.3)
     ids = np.random.randint(0, len(CHARS), (3, 7))
     assert_close(model(ids, training=False), reference_logits(model, ids), what="logits")
 
@@ -84,7 +88,7 @@ def test_tied_model_shares_one_matrix():
 
 def test_uniform_model_has_perplexity_equal_to_vocabulary_size():
     vocabulary_size = 37
-    model = LanguageModel(vocabulary_size, embedding_dim=4, hidden_units=5, num_layers=1)
+    model = LanguageModel(vocabulary_size, embedding_dim=4, units=5, num_layers=1)
     model.output_projection.kernel.assign(np.zeros((5, vocabulary_size), "float32"))
     model.output_projection.bias.assign(np.zeros(vocabulary_size, "float32"))
     stream = np.random.randint(0, vocabulary_size, 300)
@@ -172,7 +176,7 @@ def test_stateful_fit_lowers_the_loss():
 
 
 def test_config_round_trip_and_keras_file(tmp_path):
-    model = small_model(cell="gru", tie_weights=True, embedding_dim=8, dropout=0.2)
+    model = small_model(cell_type="gru", tie_weights=True, embedding_dim=8, dropout=0.2)
     config = model.get_config()
     clone = LanguageModel.from_config(config)
     assert clone.get_config() == config
@@ -192,9 +196,9 @@ def test_config_round_trip_and_keras_file(tmp_path):
         (dict(vocabulary_size=3), "has 10 tokens"),
         (dict(vocabulary=["a", "b", "a"]), "repeated"),
         (dict(vocabulary=["ab", "c"]), "one character"),
-        (dict(tie_weights=True, embedding_dim=5), "hidden_units"),
+        (dict(tie_weights=True, embedding_dim=5), "`units` must equal"),
         (dict(stateful=True), "batch_size"),
-        (dict(cell="rnn"), "cell"),
+        (dict(cell_type="elman"), "cell_type"),
         (dict(dropout=1.0), "dropout"),
         (dict(num_layers=0), "num_layers"),
         (dict(token_level="byte"), "token_level"),
@@ -220,7 +224,7 @@ def step_by_step_logits(model, ids):
 
 @pytest.mark.parametrize("cell, tie", [("lstm", False), ("gru", True)], ids=["lstm", "gru-tied"])
 def test_step_by_step_state_equals_rerunning_the_prefix(cell, tie):
-    model = small_model(cell=cell, tie_weights=tie, embedding_dim=8)
+    model = small_model(cell_type=cell, tie_weights=tie, embedding_dim=8)
     ids = np.random.randint(0, len(CHARS), (2, 9))
     assert_close(step_by_step_logits(model, ids), to_numpy(model(ids)), what="step logits")
 
@@ -229,7 +233,7 @@ def test_step_by_step_state_equals_rerunning_the_prefix(cell, tie):
 def generator():
     """One model shared by the generation tests (its compiled loops are reused)."""
     keras.utils.set_random_seed(7)
-    return small_model(hidden_units=16, embedding_dim=16)
+    return small_model(units=16, embedding_dim=16)
 
 
 def test_greedy_generation_equals_argmax_over_the_full_prefix(generator):
@@ -243,15 +247,15 @@ def test_greedy_generation_equals_argmax_over_the_full_prefix(generator):
 
 
 def test_temperature_to_zero_equals_greedy():
-    model = small_model(hidden_units=16)
+    model = small_model(units=16)
     # Sharpen the untrained model so that no two leading logits are nearly tied.
     kernel = model.output_projection.kernel
     kernel.assign(keras.ops.copy(kernel) * 1000.0)
     greedy = model.generate(["ab", "h\n"], max_length=20, sampler="greedy")
     logits = np.sort(reference_logits(model, np.array([model.encode(t) for t in greedy])), -1)
     assert np.min(logits[:, 1:-1, -1] - logits[:, 1:-1, -2]) > 2e-3  # gap / T > 20
-    cold = model.generate(["ab", "h\n"], 20, sampler="temperature", temperature=1e-4, seed=5)
-    hot = model.generate(["ab", "h\n"], 20, sampler="temperature", temperature=5.0, seed=5)
+    cold = model.generate(["ab", "h\n"], 20, sampler="random", temperature=1e-4, seed=5)
+    hot = model.generate(["ab", "h\n"], 20, sampler="random", temperature=5.0, seed=5)
     assert cold == greedy
     assert hot != greedy
 
@@ -285,13 +289,11 @@ def test_top_p_keeps_the_nucleus(generator):
 
 def test_generation_is_reproducible_with_a_seed(generator):
     model = generator
-    first = model.generate("a", 20, sampler="temperature", seed=11)
-    assert model.generate("a", 20, sampler="temperature", seed=11) == first
-    assert model.generate("a", 20, sampler="temperature", seed=12) != first
+    first = model.generate("a", 20, sampler="random", seed=11)
+    assert model.generate("a", 20, sampler="random", seed=11) == first
+    assert model.generate("a", 20, sampler="random", seed=12) != first
     # without a seed the sampler's state moves on between calls
-    assert model.generate("a", 20, sampler="temperature") != model.generate(
-        "a", 20, sampler="temperature"
-    )
+    assert model.generate("a", 20, sampler="random") != model.generate("a", 20, sampler="random")
 
 
 def test_prompts_of_different_lengths_keep_their_tokens(generator):
@@ -309,7 +311,7 @@ def test_word_level_prompts_map_unknown_words_to_unk():
         vocabulary=["<unk>", "<eos>", "the", "cat"],
         token_level="word",
         embedding_dim=4,
-        hidden_units=4,
+        units=4,
         num_layers=1,
     )
     assert model.encode("the dog cat") == [2, 0, 3]
@@ -328,10 +330,12 @@ def test_word_level_prompts_map_unknown_words_to_unk():
         ("ab", dict(max_length=2), "must exceed the longest prompt"),
         ("ab", dict(sampler="top_k", k=0), "`k` must be an integer >= 1"),
         ("ab", dict(sampler="top_k", k=11), "at most the vocabulary size 10"),
-        ("ab", dict(sampler="temperature", temperature=0.0), "temperature"),
-        ("ab", dict(sampler="temperature", temperature=-1.0), "temperature"),
+        ("ab", dict(sampler="random", temperature=0.0), "temperature"),
+        ("ab", dict(sampler="random", temperature=-1.0), "temperature"),
         ("ab", dict(sampler="top_p", p=0.0), r"`p` must be a number in \(0, 1\]"),
-        ("ab", dict(sampler="beam"), "`sampler` must be one of"),
+        ("ab", dict(sampler="nucleus"), "`sampler` must be one of"),
+        ("ab", dict(sampler="beam", num_beams=11), "`num_beams` must be at most"),
+        ("ab", dict(sampler="greedy", p=0.5), "takes the options"),
         ("ab", dict(seed="1"), "`seed` must be an int"),
     ],
 )
@@ -343,7 +347,106 @@ def test_bad_generation_input_gives_a_clear_error(prompt, kwargs, message):
 
 
 def test_text_prompt_needs_a_vocabulary():
-    model = LanguageModel(12, embedding_dim=4, hidden_units=4, num_layers=1)
+    model = LanguageModel(12, embedding_dim=4, units=4, num_layers=1)
     with pytest.raises(ValueError, match="pass token ids"):
         model.generate("abc", max_length=8)
     assert model.generate([3, 4], max_length=8).shape == (8,)
+
+
+def test_beam_generation_one_beam_is_greedy_and_n_best_is_ranked(generator):
+    prompts = ["abc", "h\n"]
+    greedy = generator.generate(prompts, max_length=12, sampler="greedy")
+    assert generator.generate(prompts, 12, sampler="beam", num_beams=1) == greedy
+    best = generator.generate(prompts, 12, sampler="beam", num_beams=4)
+    n_best = generator.generate(prompts, 12, sampler="beam", num_beams=4, num_results=3)
+    for prompt, one, three in zip(prompts, best, n_best):
+        assert three[0] == one and len(set(three)) == 3
+        assert all(text.startswith(prompt) and len(text) == 12 for text in three)
+        ids = np.array([generator.encode(text) for text in three])
+        logp = log_softmax(reference_logits(generator, ids))[:, len(prompt) - 1 : -1]
+        scores = np.take_along_axis(logp, ids[:, len(prompt) :, None], -1).sum(axis=(1, 2))
+        assert np.all(np.diff(scores) <= 1e-5), scores  # best first (no penalty: raw log-prob)
+    ids = generator.generate([[1, 2]], 6, sampler="beam", num_beams=3, num_results=2)
+    assert ids.shape == (1, 2, 6)
+
+
+# === Task: compile defaults, summary, names, saved files ===
+
+
+def test_compile_defaults_train_on_logits_and_report_perplexity():
+    model = small_model()
+    assert model.task == "generate"
+    model.compile()
+    assert model.loss.get_config()["from_logits"] is True
+    ids = np.random.randint(0, len(CHARS), (4, 9))
+    result = model.evaluate(ids[:, :-1], ids[:, 1:], return_dict=True, verbose=0)
+    logp = log_softmax(reference_logits(model, ids[:, :-1]))
+    expected = -np.take_along_axis(logp, ids[:, 1:, None], -1).mean()
+    assert abs(result["loss"] - expected) <= 1e-4 * expected
+    assert abs(result["perplexity"] - math.exp(expected)) <= 1e-4 * math.exp(expected)
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+def test_summary_counts_each_parameter_once(tie):
+    model = small_model(tie_weights=tie, embedding_dim=8)
+
+    def counts():
+        lines = []
+        model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+        text = "\n".join(lines)
+        total = int(text.split("Total params:")[1].split("(")[0].replace(",", ""))
+        torch_total = None
+        if keras.backend.backend() == "torch":  # what torch's module registry holds
+            torch_total = sum(p.numel() for p in model.parameters())
+        return total, model.count_params(), len(model.weights), torch_total
+
+    v, e, h = len(CHARS), 8, 8
+    lstm = 4 * (e * h + h * h + h) + 4 * (h * h + h * h + h)
+    expected = v * e + v + lstm + (0 if tie else h * v)
+    before = counts()
+    assert before[:2] == (expected, expected)
+    # Compiled loops, samplers and stateful twins are cached on the model and
+    # must not show up in its parameters.
+    model.generate("ab", max_length=6, sampler="beam", num_beams=2)
+    model.evaluate_stream(np.arange(30) % 10, batch_size=2)
+    assert counts() == before
+
+
+def test_earlier_argument_names_are_read_from_configs():
+    config = small_model(cell_type="gru").get_config()
+    old = {k: v for k, v in config.items() if k not in ("units", "cell_type")}
+    old.update(hidden_units=config["units"], cell="gru")
+    model = LanguageModel.from_config(old)
+    assert model.get_config() == config
+    with pytest.raises(ValueError, match="both `hidden_units`"):
+        LanguageModel.from_config({**config, "hidden_units": 8})
+
+
+def test_vocabulary_travels_in_the_keras_file(tmp_path):
+    model = small_model(token_level="word", vocabulary=["<unk>", "the", "cat", "sat"])
+    path = os.path.join(tmp_path, "words.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.preprocessor.get_config() == model.preprocessor.get_config()
+    assert loaded.encode("the dog sat") == [1, 0, 3]
+    assert loaded.generate("the cat", max_length=5) == model.generate("the cat", max_length=5)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow", reason="runs JAX or torch with TensorFlow blocked"
+)
+def test_generate_without_tensorflow():
+    from tests.harness import run_without_tensorflow
+
+    code = """
+    from kzoo.models import LanguageModel
+    model = LanguageModel(vocabulary=list("abc \\n"), embedding_dim=4, units=4, num_layers=1)
+    greedy = model.generate("ab", max_length=8)
+    assert model.generate("ab", 8, sampler="beam", num_beams=1) == greedy
+    assert len(model.generate(["ab", "c"], 8, sampler="beam", num_results=2)[1]) == 2
+    assert len(model.generate("ab", 8, sampler="top_p", p=0.9, seed=1)) == 8
+    print("generated", repr(greedy))
+    """
+    result = run_without_tensorflow(code, keras.backend.backend())
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "generated" in result.stdout

@@ -246,7 +246,7 @@ def test_every_functional_builder_is_exportable():
                             max_word_length=4, lstm_units=2, decoder="crf", seed=0)  # fmt: skip
     exportable = [
         TextClassifier(10, embedding_dim=2, units=2),
-        LanguageModel(vocabulary=list("ab "), embedding_dim=2, hidden_units=2),
+        LanguageModel(vocabulary=list("ab "), embedding_dim=2, units=2),
         tagger,
         tagger.decoding_model(6),
         Forecaster(window=4, horizon=1, units=2),

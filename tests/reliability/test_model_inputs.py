@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.generation import decode, get_sampler
+from kzoo.generation import BeamSampler, generate_ids
 from kzoo.layers import (
     CRF,
     AttentionDecoderCell,
@@ -23,7 +23,6 @@ from kzoo.layers import (
 from kzoo.metrics.ner import entity_f1
 from kzoo.models import (
     AttentionPooling1D,
-    BeamSearch,
     Forecaster,
     GlobalMaskedAveragePooling1D,
     GlobalMaskedMaxPooling1D,
@@ -55,7 +54,7 @@ def classifier():
 
 @pytest.fixture(scope="module")
 def language_model():
-    return LanguageModel(VOCAB, embedding_dim=4, hidden_units=4, num_layers=1, seed=0)
+    return LanguageModel(VOCAB, embedding_dim=4, units=4, num_layers=1, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +142,7 @@ def test_language_model_entries_refuse_ids_outside_the_vocabulary(language_model
     with pytest.raises(ValueError, match=rf"`y`.*{message}"):
         model.evaluate(np.array([[1, 2]]), np.array([[2, bad]]), verbose=0)
     with pytest.raises(ValueError, match=message):
-        decode(model, np.array([[bad, 0, 0]]), np.array([[True, False, False]]), get_sampler())
+        generate_ids(model, np.array([[bad, 0, 0]]), np.array([[True, False, False]]))
 
 
 def test_language_model_stream_must_be_one_dimensional(language_model):
@@ -154,16 +153,16 @@ def test_language_model_stream_must_be_one_dimensional(language_model):
 
 
 def test_decode_checks_its_arrays(language_model):
-    sampler = get_sampler()
+    sampler = "greedy"
     with pytest.raises(ValueError, match=r"\(batch, max_length\)"):
-        decode(language_model, np.array([1, 0, 0]), np.array([True, False, False]), sampler)
+        generate_ids(language_model, np.array([1, 0, 0]), np.array([True, False, False]), sampler)
     with pytest.raises(ValueError, match=r"prompt_mask\[:, 0\]"):
-        decode(language_model, np.array([[1, 0]]), np.array([[False, True]]), sampler)
+        generate_ids(language_model, np.array([[1, 0]]), np.array([[False, True]]), sampler)
     with pytest.raises(ValueError, match="prompt_mask"):
-        decode(language_model, np.array([[1, 0]]), np.array([[True]]), sampler)
+        generate_ids(language_model, np.array([[1, 0]]), np.array([[True]]), sampler)
     # Ids at generated positions are overwritten, so any value is fine there.
-    out = decode(language_model, np.array([[1, 99]]), np.array([[True, False]]), sampler)
-    assert out.shape == (1, 2) and 0 <= out[0, 1] < VOCAB
+    out, _ = generate_ids(language_model, np.array([[1, 99]]), np.array([[True, False]]), sampler)
+    assert out.shape == (1, 1, 2) and 0 <= out[0, 0, 1] < VOCAB
 
 
 @pytest.mark.parametrize("bad", [VOCAB, -1])
@@ -382,9 +381,9 @@ def test_forecaster_works_after_a_rejected_forecast():
         (lambda: SequenceTagger(["a"], ["O"], ["a"], seed="0"), "seed"),
         (lambda: UnknownWordDropout(0.1, unknown_id="x"), "unknown_id"),
         (lambda: TiedEmbedding(4, 3, use_output_bias="no"), "use_output_bias"),
-        (lambda: BeamSearch(2, end_token_id="2"), "end_token_id"),
-        (lambda: BeamSearch(2, pad_token_id=-1), "pad_token_id"),
-        (lambda: BeamSearch(2, length_penalty=float("nan")), "length_penalty"),
+        (lambda: BeamSampler("2"), "num_beams"),
+        (lambda: BeamSampler(2, num_results=3), "num_results"),
+        (lambda: BeamSampler(2, length_penalty=float("nan")), "length_penalty"),
         (lambda: MaskedSequenceLoss(pad_token_id="0"), "pad_token_id"),
     ],
 )
