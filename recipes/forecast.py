@@ -37,14 +37,8 @@ import keras  # noqa: E402
 
 from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import timeseries  # noqa: E402
-from kzoo.models.forecaster import (  # noqa: E402
-    Forecaster,
-    calendar_features,
-    mae,
-    mase,
-    rmse,
-    seasonal_naive,
-)
+from kzoo.metrics import mae, mase, rmse  # noqa: E402
+from kzoo.models.forecaster import Forecaster, seasonal_naive  # noqa: E402
 from kzoo.utils import (  # noqa: E402
     atomic_path,
     check_writable_folder,
@@ -61,8 +55,7 @@ DATASETS = {
     "sine": dict(
         season=50,
         periods=(0.7, 0.85),
-        model=dict(window=50, horizon=10, strategy="autoregressive", cell="lstm", units=32),
-        calendar=False,
+        model=dict(window=50, horizon=10, strategy="autoregressive", cell_type="lstm", units=32),
         epochs=60,
         learning_rate=3e-3,
         batch_size=32,
@@ -74,12 +67,12 @@ DATASETS = {
             window=24,
             horizon=12,
             strategy="direct",
-            cell="lstm",
+            cell_type="lstm",
             units=32,
             transform="log",
             level="last",
+            calendar="monthly",  # month-of-year covariates made from the dates
         ),
-        calendar=True,
         epochs=400,
         learning_rate=3e-3,
         batch_size=16,
@@ -87,8 +80,9 @@ DATASETS = {
     "temperatures": dict(
         season=365,
         periods=(2920, 3285),  # train 1981-1988, validation 1989, test 1990
-        model=dict(window=30, horizon=7, strategy="direct", cell="gru", units=32),
-        calendar=True,
+        model=dict(
+            window=30, horizon=7, strategy="direct", cell_type="gru", units=32, calendar="daily"
+        ),
         epochs=40,
         learning_rate=3e-3,
         batch_size=64,
@@ -99,16 +93,16 @@ SEED = 7
 
 
 def load(name, quick):
-    """Returns `(dates or None, values, covariates or None)`."""
+    """Returns `(dates or None, values)`."""
     if name == "sine":
         n = QUICK["sine_length"] if quick else 1000
         values = timeseries.sine_wave(n, period=50.0, noise=0.1, seed=0)
-        return None, values.astype("float64"), None
+        return None, values.astype("float64")
     file_name = {"airline": "airline-passengers", "temperatures": "daily-min-temperatures"}
     dates, values = timeseries.load_series(file_name[name])
     if quick and name == "temperatures":
         dates, values = dates[-QUICK["temperature_days"] :], values[-QUICK["temperature_days"] :]
-    return dates, values.astype("float64"), calendar_features(dates)
+    return dates, values.astype("float64")
 
 
 def split_points(settings, length, quick):
@@ -121,25 +115,30 @@ def split_points(settings, length, quick):
 
 def run(name, args):
     settings = DATASETS[name]
-    dates, values, calendar = load(name, args.quick)
-    covariates = calendar if settings["calendar"] else None
+    dates, values = load(name, args.quick)
+    # With `calendar`, the model makes its calendar covariates from the dates.
+    calendar_dates = dates if settings["model"].get("calendar") else None
     val_start, test_start = split_points(settings, len(values), args.quick)
     model_args = dict(settings["model"])
     if args.quick:
         model_args["units"] = QUICK["units"]
     keras.utils.set_random_seed(SEED)
     model = Forecaster(
-        num_covariates=0 if covariates is None else covariates.shape[1],
+        num_covariates=0 if calendar_dates is None else 2,
         seed=SEED,
         name=f"forecast_{name}",
         **model_args,
     )
     train = values[:val_start]
     model.adapt(train)  # statistics of the training period only
-    cov_train = None if covariates is None else covariates[:val_start]
-    x_train, y_train = model.windows(train, cov_train)
-    cov_val = None if covariates is None else covariates[:test_start]
-    x_val, y_val = model.windows(values[:test_start], cov_val, start=val_start)
+
+    def dates_until(end):
+        return None if calendar_dates is None else calendar_dates[:end]
+
+    x_train, y_train = model.windows(train, dates=dates_until(val_start))
+    x_val, y_val = model.windows(
+        values[:test_start], dates=dates_until(test_start), start=val_start
+    )
 
     model.compile(
         optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0), loss="mse"
@@ -174,7 +173,7 @@ def run(name, args):
     )
     train_seconds = time.perf_counter() - start
 
-    forecasts, targets, origins = model.rolling_forecast(values, test_start, covariates)
+    forecasts, targets, origins = model.rolling_forecast(values, test_start, dates=calendar_dates)
     naive = seasonal_naive(values, origins, model.horizon, settings["season"])
     season = settings["season"]
     metrics = {
@@ -299,10 +298,10 @@ def write_card(path, name, metrics):
     lines = [
         f"# forecast_{name}",
         "",
-        f"`kzoo.models.Forecaster` ({cfg['strategy']}, {cfg['num_layers']} x {cfg['cell'].upper()}"
+        f"`kzoo.models.Forecaster` ({cfg['strategy']}, {cfg['num_layers']} x {cfg['cell_type'].upper()}"
         f"({cfg['units']}), window {cfg['window']}, horizon {cfg['horizon']}, "
         f"transform {cfg['transform']}, level {cfg['level']}, "
-        f"{cfg['num_covariates']} calendar covariates) trained by `recipes/forecast.py"
+        f"calendar covariates: {cfg['calendar'] or 'none'}) trained by `recipes/forecast.py"
         f"{' --quick' if metrics['quick'] else ''}` on the {metrics['backend']} backend.",
         "",
         "Split (time-step indices, end excluded): train [{}, {}), validation [{}, {}), "
@@ -330,8 +329,11 @@ def write_card(path, name, metrics):
         lines.append(f"| {label} | {s['mae']:.4g} | {s['rmse']:.4g} | {s['mase']:.3f} |")
     lines += [
         "",
-        "Load: `keras.saving.load_model(path)` after `import kzoo.models`; "
-        "`model.forecast(history, covariates, future_covariates)` returns raw values.",
+        f'Load: `model = kzoo.models.from_preset("forecast_{name}")` (or '
+        "`kzoo.models.load(path)`); `model.forecast(values"
+        + (", dates=dates" if cfg["calendar"] else "")
+        + ")` returns the next values in raw units; or "
+        f"`python -m kzoo predict forecast_{name} series.csv`.",
         "",
     ]
     write_text(path, "\n".join(lines))

@@ -1,15 +1,18 @@
-"""`python -m kzoo predict MODEL TEXT...`."""
+"""`python -m kzoo predict MODEL_OR_PRESET INPUT...` and `python -m kzoo presets`."""
 
 import io
+import json
 import os
 import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from kzoo.__main__ import main
 from kzoo.models import TextClassifier, TextPipeline, WordTokenizer
+from tests.models.test_presets import PROMPTS, SENTENCES, SOURCES, TEXTS, _recorded, _series
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,3 +88,90 @@ def test_python_dash_m_kzoo(saved_pipeline):
         "predict: error: text argument 2 is not valid UTF-8: byte(s) ff at byte offset 5" in stderr
     )
     assert "Traceback" not in stderr and bad.stdout == b""
+
+
+# --- every task, through presets -------------------------------------------------------
+
+
+def _cli_json(argv, capsys):
+    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def _forecast_csv(name, folder):
+    values, dates = _series(name)
+    path = os.path.join(folder, f"{name}.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        if dates is None:
+            f.write("value\n" + "".join(f"{float(v)!r}\n" for v in values))
+        else:
+            f.write(
+                "month,passengers\n" + "".join(f"{d},{float(v)!r}\n" for d, v in zip(dates, values))
+            )
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "imdb_bigru",
+        "ner_crf",
+        "translate_spa_eng",
+        "char_lm_tinyshakespeare",
+        "forecast_airline",
+        "forecast_sine",
+    ],
+)
+def test_predict_runs_every_task_from_its_preset(name, capsys, tmp_path):
+    """`python -m kzoo predict PRESET ... --json` gives the task API's recorded outputs."""
+    expected = _recorded().get(name)
+    if expected is None:
+        pytest.skip(f"no recorded outputs for {name!r} in tests/models/preset_outputs.json yet")
+    if name.startswith("forecast"):
+        document = _cli_json(["predict", name, _forecast_csv(name, tmp_path), "--column",
+                              "-1"], capsys)  # fmt: skip
+        (result,) = document["results"]
+        np.testing.assert_allclose(result["forecast"], expected["forecast"], rtol=1e-4)
+        values, dates = _series(name)
+        if dates is not None:  # the steps are the dates after the series
+            assert result["steps"][0] > dates[-1] and len(result["steps"]) == len(
+                result["forecast"]
+            )
+        return
+    if name == "char_lm_tinyshakespeare":
+        prompt, length = PROMPTS[name]
+        document = _cli_json(["predict", name, prompt, "--max-length", str(length)], capsys)
+        assert [r["text"] for r in document["results"]] == [expected["greedy"]]
+        return
+    inputs = {"imdb_bigru": TEXTS, "ner_crf": SENTENCES, "translate_spa_eng": SOURCES}[name]
+    document = _cli_json(["predict", name, *inputs], capsys)
+    results = document["results"]
+    assert [r["text"] for r in results] == inputs
+    if name == "imdb_bigru":
+        got = [r["probability"] for r in results]
+        np.testing.assert_allclose(got, np.ravel(expected["probabilities"]), rtol=1e-4, atol=1e-5)
+        assert [r["label"] for r in results] == ["positive" if p > 0.5 else "negative"
+                                                 for p in np.ravel(expected["probabilities"])]  # fmt: skip
+    elif name == "ner_crf":
+        assert [r["tags"] for r in results] == expected["tags"]
+        assert main(["predict", name, SENTENCES[0]]) == 0  # text output: token/TAG pairs
+        pairs = capsys.readouterr().out.split()
+        assert [p.rsplit("/", 1)[1] for p in pairs] == expected["tags"][0]
+    else:
+        assert [r["translation"] for r in results] == expected["greedy"]
+
+
+def test_presets_command_and_options_of_other_tasks(capsys, tmp_path):
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("imdb_bigru", "ner_crf", "forecast_airline", "word_lm_ptb_small"):
+        assert name in listing
+    rows = json.loads(main(["presets", "--json"]) == 0 and capsys.readouterr().out)
+    assert {row["name"]: row["task"] for row in rows}["forecast_sine"] == "forecast"
+    csv_path = _forecast_csv("forecast_sine", tmp_path)
+    assert main(["predict", "forecast_sine", csv_path, "--num-beams", "4"]) == 2
+    assert "--num-beams applies to translate and generate models" in capsys.readouterr().err
+    assert main(["predict", "forecast_sine", csv_path, "--column", "price"]) == 2
+    assert "has no column 'price'" in capsys.readouterr().err
+    assert main(["predict", "no_such_preset", "x"]) == 2
+    assert "Unknown preset 'no_such_preset'. Known presets:" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Model builders, raw-text pipelines, decoding and loading of saved models."""
 
-from kzoo.models.forecaster import Forecaster
+from kzoo.models.forecaster import Forecaster, ForecasterBackbone, ForecasterPreprocessor
 from kzoo.layers.tied_embedding import TiedEmbedding
 from kzoo.models.language_model import (
     LanguageModel,
@@ -32,6 +32,8 @@ __all__ = [
     "AttentionPooling1D",
     "CharacterEncoder",
     "Forecaster",
+    "ForecasterBackbone",
+    "ForecasterPreprocessor",
     "GlobalMaskedAveragePooling1D",
     "GlobalMaskedMaxPooling1D",
     "LanguageModel",

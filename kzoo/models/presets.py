@@ -107,7 +107,7 @@ _PRESETS = (
         name="translate_spa_eng",
         task_class="Seq2Seq",
         file="translate_spa_eng.keras",
-        sha256="6d243b7264ab19e24723583dcb3500f4078bd4b67c73c31d11c8a0ec75baff62",
+        sha256="6e528ee02ba3c2d4116805b406ae57c72c6815e36b06a20e245d98cac004042b",
         metrics={"test_bleu_greedy": 45.73, "test_bleu_beam4": 47.39},
         card="translate_spa_eng.md",
         description="Spanish to English, BiLSTM encoder with Luong attention.",
@@ -125,7 +125,7 @@ _PRESETS = (
         name="forecast_airline",
         task_class="Forecaster",
         file="forecast_airline.keras",
-        sha256="d620e24423e4e989025e7a2f7e6f0da3c8e7941dc8d17a4249ae03dd12a5b473",
+        sha256="b3244d59bfa1fff3cdfb2ca8fedaa8b149e90183f028c8328cb13999e4647f73",
         metrics={"test_mae": 23.3, "test_rmse": 29.25, "test_mase": 0.798},
         card="forecast_airline.md",
         description="Monthly airline passengers, 12 months ahead from 24 (LSTM, calendar).",
@@ -134,7 +134,7 @@ _PRESETS = (
         name="forecast_sine",
         task_class="Forecaster",
         file="forecast_sine.keras",
-        sha256="f0a639fbcb958b393bb2cd9edaafc12ce8397673be23a357e00e7dbe070938f0",
+        sha256="7ef65f11c162380176ea2e541afa0ebf1e2c0bb724954f0ee3f99d59a26cbf55",
         metrics={"test_mae": 0.08541, "test_rmse": 0.1127, "test_mase": 0.746},
         card="forecast_sine.md",
         description="Noisy sine wave, 10 steps ahead from 50, autoregressive LSTM.",
@@ -143,7 +143,7 @@ _PRESETS = (
         name="forecast_temperatures",
         task_class="Forecaster",
         file="forecast_temperatures.keras",
-        sha256="8438ee147ab098c4b055fc2665a34f084282e94d98ff1cf2b2dff77dc2f47b66",
+        sha256="e49bd67e66200f5355ec2d804354a6b7e8b3dd5e9d248d74dc67188b7d3c4696",
         metrics={"test_mae": 1.957, "test_rmse": 2.543, "test_mase": 0.623},
         card="forecast_temperatures.md",
         description="Daily minimum temperatures (Melbourne), 7 days ahead from 30 (GRU).",
@@ -295,6 +295,7 @@ def _download(preset, base_url, cache_dir, target):
 
     url = base_url.rstrip("/") + "/" + preset.file
     partial = f"{preset.file}.tmp-{os.getpid()}"  # renamed onto the target once verified
+    os.makedirs(os.path.dirname(target), exist_ok=True)  # else get_file falls back to /tmp
     try:
         # Keras prints its progress to stdout; keep stdout for results (e.g. `--json`).
         with contextlib.redirect_stdout(sys.stderr):

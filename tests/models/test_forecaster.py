@@ -6,13 +6,13 @@ import keras
 import numpy as np
 import pytest
 
+from kzoo.metrics import mae, mase, rmse
 from kzoo.models.forecaster import (
     Forecaster,
+    ForecasterBackbone,
     calendar_features,
-    mae,
     make_windows,
-    mase,
-    rmse,
+    next_dates,
     seasonal_naive,
 )
 
@@ -55,17 +55,18 @@ def test_scaling_round_trips(transform, level):
     assert model.scaler["mean"] == pytest.approx(np.mean(u), rel=1e-12)
     assert model.scaler["std"] == pytest.approx(np.std(u), rel=1e-12)
     windows = rng.uniform(50, 400, size=(5, 6))
-    ref = model.reference_of(windows)
+    pre = model.preprocessor
+    ref = pre.reference_of(windows)
     expected_ref = (
         (np.log(windows[:, -1:]) if transform == "log" else windows[:, -1:])
         if level == "last"
         else np.full((5, 1), np.mean(u))
     )
     np.testing.assert_allclose(ref, expected_ref, rtol=1e-12)
-    scaled = model.scale(windows, ref)
+    scaled = pre.scale(windows, ref)
     uw = np.log(windows) if transform == "log" else windows
     np.testing.assert_allclose(scaled, (uw - expected_ref) / np.std(u), rtol=1e-12)
-    np.testing.assert_allclose(model.unscale(scaled, ref), windows, rtol=1e-12)
+    np.testing.assert_allclose(pre.unscale(scaled, ref), windows, rtol=1e-12)
 
 
 def test_scaling_is_saved_with_the_model(tmp_path):
@@ -91,13 +92,13 @@ def test_learns_identity_on_constant_series(strategy):
     model = Forecaster(window=4, horizon=3, strategy=strategy, units=4, seed=0)
     x, y = model.windows(series)
     assert y.shape[1] == (3 if strategy == "direct" else 1)
-    model.compile(keras.optimizers.Adam(0.05), "mse")
+    model.compile(keras.optimizers.Adam(0.05), "mse", metrics=[])  # evaluate: the loss only
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=150, batch_size=len(x), verbose=0)
     after = model.evaluate(x, y, verbose=0)
     assert after < 1e-3 < before
     forecast = model.forecast(series)
-    assert forecast.shape == (1, 3)
+    assert forecast.shape == (3,)  # a 1-D series gives (horizon,)
     np.testing.assert_allclose(forecast, value, atol=0.05)
 
 
@@ -109,7 +110,7 @@ def test_autoregressive_feeds_predictions_back():
         window=5, horizon=4, num_covariates=1, strategy="autoregressive", units=3, seed=0
     )
     model.adapt(series)
-    forecast = model.forecast(series, covariates[:30], covariates[30:34])
+    forecast = model.forecast(series, covariates[:30], future_covariates=covariates[30:34])
     # Reference: one-step model applied by hand, the window sliding over
     # its own predictions and the known future covariates.
     mean, std = model.scaler["mean"], model.scaler["std"]
@@ -122,7 +123,7 @@ def test_autoregressive_feeds_predictions_back():
         expected.append(step * std + mean)
         z.append(step)
         cov.append(covariates[30 + h, 0])
-    np.testing.assert_allclose(forecast[0], expected, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(forecast, expected, rtol=TOL, atol=TOL)
 
 
 def test_rolling_forecast_sees_only_the_past():
@@ -138,7 +139,7 @@ def test_rolling_forecast_sees_only_the_past():
     changed[40:] = 1e3
     again, _, _ = model.rolling_forecast(changed, start=35)
     np.testing.assert_allclose(again[:6], forecasts[:6], rtol=TOL)
-    np.testing.assert_allclose(forecasts[5], model.forecast(series[:40])[0], rtol=TOL)
+    np.testing.assert_allclose(forecasts[5], model.forecast(series[:40]), rtol=TOL)
 
 
 def test_bad_inputs_give_clear_errors():
@@ -194,3 +195,67 @@ def test_calendar_features():
     daily = calendar_features(["1981-01-01", "1981-02-01", "1984-12-31"])
     angles = 2 * np.pi * np.array([1, 32, 366]) / 365.25
     np.testing.assert_allclose(daily, np.stack([np.sin(angles), np.cos(angles)], -1), atol=TOL)
+
+
+def test_next_dates():
+    np.testing.assert_array_equal(
+        next_dates(["1960-11", "1960-12"], 2), np.array(["1961-01", "1961-02"], "datetime64[M]")
+    )
+    np.testing.assert_array_equal(
+        next_dates(["1990-12-30", "1990-12-31"], 1), np.array(["1991-01-01"], "datetime64[D]")
+    )
+
+
+@pytest.mark.parametrize("strategy", ["direct", "autoregressive"])
+def test_dates_make_the_calendar_covariates(strategy):
+    """`forecast(dates=...)` equals passing the calendar features of past and future dates."""
+    rng = np.random.default_rng(4)
+    dates = np.arange("1950-01", "1953-01", dtype="datetime64[M]").astype(str)  # 36 months
+    series = 100 + 20 * np.sin(np.arange(36) / 2) + rng.normal(size=36)
+    model = Forecaster(window=12, horizon=4, num_covariates=2, calendar="monthly",
+                       strategy=strategy, units=3, seed=0)  # fmt: skip
+    model.adapt(series)
+    calendar = calendar_features(dates)
+    future = calendar_features(next_dates(dates, 4))
+    expected = model.forecast(series, calendar, future_covariates=future)
+    np.testing.assert_allclose(model.forecast(series, dates=dates), expected, rtol=TOL)
+    x, _ = model.windows(series, dates=dates)
+    np.testing.assert_array_equal(x, model.windows(series, calendar)[0])
+    batch = model.forecast(np.stack([series, series[::-1]]), dates=np.stack([dates, dates]))
+    assert batch.shape == (2, 4)
+    np.testing.assert_allclose(batch[0], expected, rtol=TOL)
+    with pytest.raises(ValueError, match=r"pass `dates` to make its monthly calendar"):
+        model.forecast(series)
+    with pytest.raises(ValueError, match="'YYYY-MM' dates"):
+        model.forecast(series, dates=np.arange("1950-01-01", "1950-02-06", dtype="datetime64[D]"))
+    with pytest.raises(ValueError, match="one date per step"):
+        model.forecast(series, dates=dates[:-1])
+    with pytest.raises(ValueError, match="num_covariates` must be >= 2"):
+        Forecaster(window=3, calendar="daily")
+    plain = Forecaster(window=12, horizon=2, units=2)
+    with pytest.raises(ValueError, match="calendar=None"):
+        plain.forecast(series, dates=dates)
+
+
+def test_config_round_trip_and_old_cell_name():
+    model = Forecaster(window=5, horizon=2, cell_type="gru", units=3, calendar="daily",
+                       num_covariates=3, seed=1)  # fmt: skip
+    config = model.get_config()
+    assert config["cell_type"] == "gru" and config["calendar"] == "daily" and "cell" not in config
+    assert Forecaster.from_config(config).get_config() == config
+    old = {k: v for k, v in config.items() if k not in ("cell_type", "calendar")}
+    old["cell"] = "gru"  # files saved before the rename
+    assert Forecaster.from_config(old).get_config()["cell_type"] == "gru"
+    assert isinstance(model.backbone, ForecasterBackbone)
+    assert model.count_params() == model.backbone.count_params() + 3 * 2 + 2
+    with pytest.raises(ValueError, match="cell_type"):
+        Forecaster(window=5, cell_type="transformer")
+
+
+def test_compile_defaults():
+    model = Forecaster(window=4, horizon=2, units=2, seed=0)
+    model.compile()
+    assert isinstance(model.loss, keras.losses.MeanSquaredError)
+    x, y = model.windows(np.arange(20.0))
+    logs = model.evaluate(x, y, return_dict=True, verbose=0)
+    assert set(logs) == {"loss", "mae"}

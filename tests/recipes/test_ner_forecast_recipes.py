@@ -74,4 +74,5 @@ def test_forecast_quick(offline_data, tmp_path):
 
     dates, values = timeseries.load_series("airline-passengers")
     forecast = model.forecast(values[:120], calendar_features(dates[:120]))
-    assert forecast.shape == (1, 12) and np.all(np.isfinite(forecast)) and np.all(forecast > 0)
+    np.testing.assert_allclose(model.forecast(values[:120], dates=dates[:120]), forecast, rtol=1e-6)
+    assert forecast.shape == (12,) and np.all(np.isfinite(forecast)) and np.all(forecast > 0)

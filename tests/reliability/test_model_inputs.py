@@ -396,9 +396,9 @@ def test_forecast_errors_name_the_argument():
     model = Forecaster(4, 2, num_covariates=1, units=3, seed=0)
     history = np.arange(1.0, 7.0)
     covariates = np.ones((6, 1))
-    assert model.forecast(history, covariates).shape == (1, 2)
+    assert model.forecast(history, covariates).shape == (2,)
     for bad in (None, "abc", [[1.0, 2.0], [3.0]]):
-        with pytest.raises(ValueError, match="`history` must be an array of numbers"):
+        with pytest.raises(ValueError, match="`series` must be an array of numbers"):
             model.forecast(bad, covariates)
     with pytest.raises(ValueError, match="holds no series"):
         model.forecast(np.zeros((0, 6)), covariates)
