@@ -40,7 +40,7 @@ def test_drives_an_optimizer_and_round_trips():
     variable = keras.Variable(np.zeros(2, "float32"))
     optimizer.build([variable])
     for _ in range(3):
-        optimizer.apply([np.ones(2, "float32")], [variable])
+        optimizer.apply([keras.ops.ones(2)], [variable])
     expected = sum(_formula(t, 50, 0.1, 32.0, 0.02) for t in range(3))
     assert_close(variable, -np.full(2, expected))
 
