@@ -26,6 +26,18 @@ TRANSLATION_SOURCES = [
 ]
 # The same sentences as a user types them, for `translate`.
 TRANSLATION_TEXTS = ["Tom está en la cocina.", "No sé dónde vive ella.", "¿Puedes ayudarme mañana?"]
+# CoNLL-2003 tokenization (tokens separated by spaces), as the tagger was trained on.
+NER_SENTENCES = [
+    "EU rejects German call to boycott British lamb .",
+    "Peter Blackburn",
+    "BRUSSELS 1996-08-22",
+    "The European Commission said on Thursday it disagreed with German advice to consumers to "
+    "shun British lamb until scientists determine whether mad cow disease can be transmitted to "
+    "sheep .",
+    "Germany 's representative to the European Union 's veterinary committee Werner Zwingmann "
+    "said on Wednesday consumers should buy sheepmeat from countries other than Britain until "
+    "the scientific advice was clearer .",
+]
 CHAR_PROMPT = "ROMEO:"
 WORD_PROMPT = "the company said"
 
@@ -55,10 +67,17 @@ def translation_outputs():
     }
 
 
+def ner_outputs():
+    model = load(os.path.join(SAVED, "ner_crf.keras"))
+    scores = keras.ops.convert_to_numpy(model(model.encode(NER_SENTENCES[:1])))
+    return {"tags": model.predict(NER_SENTENCES), "emissions": scores[0, :9].tolist()}
+
+
 OUTPUTS = {
     "char_lm_tinyshakespeare": char_lm_outputs,
     "word_lm_ptb_small": word_lm_outputs,
     "translate_spa_eng": translation_outputs,
+    "ner_crf": ner_outputs,
 }
 
 
@@ -67,7 +86,12 @@ def test_shipped_model_gives_recorded_outputs(name):
     with open(EXPECTED) as f:
         expected = json.load(f)[name]
     got = OUTPUTS[name]()
-    assert got["greedy"] == expected["greedy"]
+    if "greedy" in expected:
+        assert got["greedy"] == expected["greedy"]
+    if "tags" in expected:
+        assert got["tags"] == expected["tags"]
+    if "emissions" in expected:
+        np.testing.assert_allclose(got["emissions"], expected["emissions"], atol=1e-4)
     if "translate" in expected:
         assert got["translate"] == expected["translate"]
     if "log_prob_of_next" in expected:
