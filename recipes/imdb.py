@@ -3,9 +3,9 @@
 Trains a `kzoo.models.TextClassifier` (a bidirectional GRU by default) on the
 25,000 IMDB training reviews, with a validation split taken from them (never
 from the test set; the last 10% of review ids of each class, i.e. other movies
-than the training part), evaluates on the 25,000 test reviews and saves a
-`kzoo.models.TextPipeline` (vocabulary included) that predicts from raw text on
-every Keras backend:
+than the training part), evaluates on the 25,000 test reviews and saves the classifier with its
+preprocessor (vocabulary included), so it predicts from raw text on every Keras
+backend:
 
     KERAS_BACKEND=jax python recipes/imdb.py                # the full run
     KERAS_BACKEND=torch python recipes/imdb.py --quick      # smoke run (CI)
@@ -43,6 +43,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import kzoo.models  # noqa: E402
 from kzoo.datasets.imdb import load_texts  # noqa: E402
+from kzoo.models.text_classifier import TextClassifierPreprocessor  # noqa: E402
 from kzoo.utils import (  # noqa: E402
     atomic_path,
     check_writable_folder,
@@ -52,6 +53,7 @@ from kzoo.utils import (  # noqa: E402
     write_json,
     write_text,
 )
+from kzoo.utils.bucketing import BucketedBatches  # noqa: E402
 
 # === Settings (the full run; flags override some) ===
 SETTINGS = dict(
@@ -202,51 +204,6 @@ def parse_args(argv=None):
     return args, config, name
 
 
-class BucketedBatches(keras.utils.PyDataset):
-    """Shuffled batches of reviews of similar length, padded per batch.
-
-    Each review goes to the bucket `min(ceil(len / width) * width, maxlen)`;
-    batches are drawn within a bucket and the batch order is shuffled every
-    epoch. Incomplete batches are dropped (a different remainder each epoch),
-    so all batches have `batch_size` rows.
-    """
-
-    def __init__(self, sequences, labels, batch_size, width, maxlen, seed):
-        super().__init__()
-        lengths = np.array([max(len(s), 1) for s in sequences])
-        self.bucket_of = np.minimum(-(-lengths // width) * width, maxlen)
-        self.sequences, self.labels = sequences, labels
-        self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
-        # The TensorFlow trainer fixes its input signature from the first two
-        # batches: make their lengths differ so the time axis stays dynamic.
-        first = [self.bucket_of[b[0]] for b in self.batches]
-        other = next((i for i, n in enumerate(first) if n != first[0]), None)
-        if other is not None:
-            self.batches[1], self.batches[other] = self.batches[other], self.batches[1]
-
-    def on_epoch_end(self):
-        batches = []
-        for bucket in np.unique(self.bucket_of):
-            members = self.rng.permutation(np.flatnonzero(self.bucket_of == bucket))
-            for start in range(0, len(members) - self.batch_size + 1, self.batch_size):
-                batches.append(members[start : start + self.batch_size])
-        self.batches = [batches[i] for i in self.rng.permutation(len(batches))]
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, i):
-        rows = self.batches[i]
-        length = self.bucket_of[rows[0]]
-        x = np.zeros((len(rows), length), dtype="int32")
-        for row, r in zip(x, rows):
-            ids = self.sequences[r][:length]
-            row[: len(ids)] = ids
-        return x, self.labels[rows].astype("float32")
-
-
 class WeightAverage(keras.callbacks.Callback):
     """Uniform average of the trainable weights, sampled every `every` steps.
 
@@ -289,13 +246,6 @@ def vectorize(vectorizer, texts, maxlen, truncating, batch_size=2000):
             row = row[:maxlen] if truncating == "post" else row[-maxlen:]
             sequences.append(row.astype("int32"))
     return sequences
-
-
-def pad(sequences, length):
-    x = np.zeros((len(sequences), length), dtype="int32")
-    for row, ids in zip(x, sequences):
-        row[: len(ids)] = ids
-    return x
 
 
 def plot_curves(history, epoch_seconds, path, title, test_accuracy=None):
@@ -341,7 +291,7 @@ by `recipes/imdb.py`.
 ```python
 import kzoo.models
 clf = kzoo.models.load("saved_models/{name}.keras")
-clf.predict(["This movie was wonderful", "Dull and far too long."])  # shape (2,)
+clf.predict(["This movie was wonderful", "Dull and far too long."])  # shape (2, 1)
 ```
 or `python -m kzoo predict saved_models/{name}.keras "This movie was wonderful"`.
 
@@ -440,7 +390,7 @@ def main(argv=None):
     classifier = kzoo.models.TextClassifier(
         tokenizer.vocabulary_size,
         embedding_dim=config["embedding_dim"],
-        cell=config["cell"],
+        cell_type=config["cell"],
         units=config["units"],
         num_layers=config["num_layers"],
         bidirectional=config["bidirectional"],
@@ -454,13 +404,24 @@ def main(argv=None):
         seed=config["seed"],
         name=name,
     )
+    # Reviews of similar length together, each batch padded to its bucket;
+    # reshuffled every epoch; incomplete batches dropped.
     train_data = BucketedBatches(
         x_train,
-        train_labels,
-        config["batch_size"],
-        config["bucket_width"],
-        config["maxlen"],
-        config["seed"],
+        train_labels.astype("float32"),
+        batch_size=config["batch_size"],
+        bucket_width=config["bucket_width"],
+        max_length=config["maxlen"],
+        shuffle=True,
+        drop_remainder=True,
+        seed=config["seed"],
+    )
+    val_data = BucketedBatches(
+        x_val,
+        val_labels.astype("float32"),
+        batch_size=256,
+        bucket_width=config["bucket_width"],
+        max_length=config["maxlen"],
     )
     steps_per_epoch = len(train_data)
     schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -473,7 +434,7 @@ def main(argv=None):
         learning_rate=schedule, clipnorm=config["clipnorm"], weight_decay=config["weight_decay"]
     )
     optimizer.exclude_from_weight_decay(var_names=["bias"])
-    classifier.compile(optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"])
+    classifier.compile(optimizer=optimizer)  # the task's loss and metrics: cross-entropy, accuracy
     classifier.summary()
 
     # === Training ===
@@ -498,8 +459,7 @@ def main(argv=None):
         start = time.time()
         history = classifier.fit(
             train_data,
-            validation_data=(pad(x_val, config["maxlen"]), val_labels.astype("float32")),
-            validation_batch_size=256,
+            validation_data=val_data,
             epochs=config["epochs"],
             callbacks=callbacks,
             verbose=args.verbose,
@@ -515,14 +475,13 @@ def main(argv=None):
     print(f"Best epoch {best_epoch}; fit took {fit_seconds:.0f} s")
 
     # === Best checkpoint or weight average: whichever is better on validation ===
-    val_data = (pad(x_val, config["maxlen"]), val_labels.astype("float32"))
-    best_val = classifier.evaluate(*val_data, batch_size=256, verbose=0)[1]
+    best_val = classifier.evaluate(val_data, verbose=0)[1]
     weights_used = f"best epoch ({best_epoch}) checkpoint"
     average_val = None
     if averager.count:
         best_weights = classifier.get_weights()
         averager.assign_average(classifier)
-        average_val = classifier.evaluate(*val_data, batch_size=256, verbose=0)[1]
+        average_val = classifier.evaluate(val_data, verbose=0)[1]
         print(
             f"Validation accuracy: best checkpoint {best_val:.4f}, average of "
             f"{averager.count} snapshots from epoch {config['average_from_epoch']} on "
@@ -535,14 +494,18 @@ def main(argv=None):
     print(f"Shipping the {weights_used}")
 
     # === Test: raw texts through the saved-model path ===
-    # A fresh copy without the optimizer state keeps the saved file small.
-    inference_model = kzoo.models.TextClassifier.from_config(classifier.get_config())
-    inference_model.set_weights(classifier.get_weights())
-    pipeline = kzoo.models.TextPipeline(
-        tokenizer, inference_model, bucket_width=config["bucket_width"], name=f"{name}_pipeline"
+    # A fresh copy without the optimizer state keeps the saved file small; it
+    # holds the tokenizer, so it predicts from raw text.
+    pipeline = kzoo.models.TextClassifier.from_config(
+        dict(
+            classifier.get_config(),
+            preprocessor=TextClassifierPreprocessor(tokenizer, bucket_width=config["bucket_width"]),
+            class_names=["negative", "positive"],
+        )
     )
+    pipeline.set_weights(classifier.get_weights())
     start = time.time()
-    probabilities = pipeline.predict(test_texts, batch_size=256)
+    probabilities = pipeline.predict(test_texts, batch_size=256)[:, 0]
     test_accuracy = float(np.mean((probabilities > 0.5) == (test_labels == 1)))
     print(
         f"Test accuracy: {test_accuracy * 100:.2f}% on {len(test_texts)} test reviews "
@@ -554,7 +517,7 @@ def main(argv=None):
     model_path = os.path.join(args.output_dir, f"{name}.keras")
     save_model(pipeline, model_path)
     reloaded = kzoo.models.load(model_path)
-    expected = reloaded.predict(EXPECTED_TEXTS)
+    expected = reloaded.predict(EXPECTED_TEXTS)[:, 0]
     epochs = [
         {key: float(values[i]) for key, values in history.items()}
         for i in range(len(epoch_seconds))

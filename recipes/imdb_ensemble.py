@@ -1,6 +1,7 @@
 """IMDB: one raw-text classifier that averages several trained pipelines.
 
-Members are `.keras` files written by `recipes/imdb.py`, e.g. the same
+Members are `.keras` files written by `recipes/imdb.py` (TextClassifiers with
+their preprocessor), e.g. the same
 settings trained with different `--seed` values. They must share one
 tokenizer (same vocabulary and length), which holds when they were trained on
 the same reviews with the same `--vocab` and `--maxlen`:
@@ -73,8 +74,13 @@ def parse_args(argv=None):
     return args
 
 
+def id_classifier(model):
+    """The model on ids inside a saved classifier (a TextClassifier is one itself)."""
+    return model.classifier if isinstance(model, kzoo.models.TextPipeline) else model
+
+
 def build_ensemble(pipelines, name):
-    """A `TextPipeline` averaging the probabilities of `pipelines`."""
+    """A `TextPipeline` averaging the probabilities of `pipelines` (saved classifiers)."""
     tokenizer_config = pipelines[0].tokenizer.get_config()
     for i, pipeline in enumerate(pipelines[1:], 2):
         if pipeline.tokenizer.get_config() != tokenizer_config:
@@ -85,19 +91,25 @@ def build_ensemble(pipelines, name):
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     outputs = []
     for i, pipeline in enumerate(pipelines, 1):
-        config = dict(pipeline.classifier.get_config(), name=f"member_{i}")
-        member = type(pipeline.classifier).from_config(config)
-        member.set_weights(pipeline.classifier.get_weights())
+        classifier = id_classifier(pipeline)
+        config = dict(classifier.get_config(), name=f"member_{i}")
+        if "preprocessor" in config:
+            config["preprocessor"] = None  # the ensemble holds the one tokenizer
+        member = type(classifier).from_config(config)
+        member.set_weights(classifier.get_weights())
         outputs.append(member(token_ids))
     averaged = keras.layers.Average(name="average")(outputs)
     classifier = keras.Model(token_ids, averaged, name=f"{name}_members")
     return kzoo.models.TextPipeline(
-        pipelines[0].tokenizer, classifier, bucket_width=pipelines[0].bucket_width, name=name
+        pipelines[0].tokenizer,
+        classifier,
+        bucket_width=pipelines[0].preprocessor.bucket_width,
+        name=name,
     )
 
 
 def accuracy(pipeline, texts, labels):
-    probabilities = pipeline.predict(texts, batch_size=256)
+    probabilities = np.reshape(pipeline.predict(texts, batch_size=256), len(texts))
     return float(np.mean((probabilities > 0.5) == (labels == 1)))
 
 

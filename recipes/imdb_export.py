@@ -1,7 +1,7 @@
 """IMDB classifier to LiteRT: accuracy of the float and int8 `.tflite` files.
 
-Loads a saved IMDB `TextPipeline` (default `saved_models/imdb_bigru.keras`),
-exports its id-level classifier with `kzoo.export` to a float LiteRT file and
+Loads a saved IMDB classifier (default `saved_models/imdb_bigru.keras`),
+exports its id-level network with `kzoo.export` to a float LiteRT file and
 to a dynamic-range int8 one, and scores Keras, float LiteRT and int8 LiteRT
 on the same IMDB test reviews (tokenized once by the pipeline's own
 tokenizer), with the stock `ai_edge_litert` interpreter:
@@ -29,29 +29,19 @@ import numpy as np  # noqa: E402
 import kzoo  # noqa: E402
 import kzoo.export  # noqa: E402
 from kzoo.datasets.imdb import load_texts  # noqa: E402
-from kzoo.models import WordTokenizer  # noqa: E402
 from kzoo.utils import check_writable_folder, int_range, write_json  # noqa: E402
+from kzoo.utils.bucketing import BucketedBatches  # noqa: E402
 
 
-def batches_by_length(sequences, batch_size, width):
-    """Row indices grouped by length, each group padded to a multiple of `width`."""
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        longest = max([len(sequences[i]) for i in rows] + [1])
-        yield rows, -(-longest // width) * width
-
-
-def litert_probabilities(path, sequences, batch_size, width):
+def litert_probabilities(path, batches):
     """Positive-class probabilities of a static-batch LiteRT classifier."""
     interpreter = kzoo.export.litert_interpreter(path)
-    result = np.zeros(len(sequences), "float32")
-    for rows, length in batches_by_length(sequences, batch_size, width):
-        ids = np.zeros((batch_size, length), "int32")  # padding rows fill the static batch
-        ids[: len(rows)] = WordTokenizer.pad([sequences[i] for i in rows], length)
+
+    def run(ids):
         outputs = kzoo.export.run_litert(path, {"token_ids": ids}, interpreter=interpreter)
-        result[rows] = outputs["output_0"][: len(rows), 0]
-    return result
+        return outputs["output_0"]
+
+    return batches.map_batches(run)[:, 0]
 
 
 def score(name, probabilities, labels, reference, size_bytes, seconds):
@@ -73,11 +63,19 @@ def main(argv=None):
     if args.limit:
         keep = np.random.default_rng(0).permutation(len(texts))[: args.limit]
         texts, labels = [texts[i] for i in keep], labels[keep]
+    classifier = getattr(pipeline, "classifier", pipeline)  # a TextPipeline holds one
     sequences = pipeline.tokenizer.encode(texts)
-    width = pipeline.bucket_width
+    # Sorted by length; padding rows fill the static batch of the LiteRT files.
+    batches = BucketedBatches(
+        sequences,
+        batch_size=args.batch_size,
+        bucket_width=pipeline.preprocessor.bucket_width,
+        sort_window=len(sequences),
+        pad_batches=True,
+    )
 
     start = time.perf_counter()
-    reference = pipeline.predict_ids(sequences, batch_size=args.batch_size)[:, 0]
+    reference = batches.map_batches(classifier.predict_on_batch)[:, 0]
     keras_seconds = time.perf_counter() - start
     rows = [
         score(
@@ -96,12 +94,12 @@ def main(argv=None):
         {"path": os.path.join(args.output_dir, "imdb_int8.tflite"), "quantize": "dynamic"},
     ]
     reports = kzoo.export.export_many(
-        pipeline.classifier, targets, batch_size=args.batch_size, max_length=None
+        classifier, targets, batch_size=args.batch_size, max_length=None
     )
     for report, name in zip(reports, ("LiteRT float32", "LiteRT int8 (dynamic range)")):
         print(report.summary(), flush=True)
         start = time.perf_counter()
-        probabilities = litert_probabilities(report.path, sequences, args.batch_size, width)
+        probabilities = litert_probabilities(report.path, batches)
         rows.append(
             score(
                 name,

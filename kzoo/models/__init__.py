@@ -1,5 +1,11 @@
 """Model builders, raw-text pipelines, decoding and loading of saved models."""
 
+from kzoo.layers.pooling import (
+    AttentionPooling1D,
+    GlobalMaskedAveragePooling1D,
+    GlobalMaskedMaxPooling1D,
+)
+from kzoo.layers.word_type_dropout import WordTypeDropout
 from kzoo.models.forecaster import Forecaster, ForecasterBackbone, ForecasterPreprocessor
 from kzoo.layers.tied_embedding import TiedEmbedding
 from kzoo.models.language_model import (
@@ -9,11 +15,6 @@ from kzoo.models.language_model import (
 )
 from kzoo.models.loading import load
 from kzoo.models.presets import from_preset, get_preset, list_presets
-from kzoo.models.pooling import (
-    AttentionPooling1D,
-    GlobalMaskedAveragePooling1D,
-    GlobalMaskedMaxPooling1D,
-)
 from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq
 from kzoo.layers.character_encoder import CharacterEncoder
 from kzoo.layers.unknown_word_dropout import UnknownWordDropout
@@ -22,11 +23,14 @@ from kzoo.models.sequence_tagger import (
     SequenceTaggerBackbone,
     SequenceTaggerPreprocessor,
 )
-from kzoo.models.text_classifier import TextClassifier
+from kzoo.models.text_classifier import (
+    TextClassifier,
+    TextClassifierBackbone,
+    TextClassifierPreprocessor,
+)
 from kzoo.models.task import Task
 from kzoo.models.text_pipeline import TextPipeline
-from kzoo.models.tokenizer import WordTokenizer
-from kzoo.models.word_type_dropout import WordTypeDropout
+from kzoo.preprocessing import WordTokenizer
 
 __all__ = [
     "AttentionPooling1D",
@@ -46,6 +50,8 @@ __all__ = [
     "SequenceTaggerPreprocessor",
     "Task",
     "TextClassifier",
+    "TextClassifierBackbone",
+    "TextClassifierPreprocessor",
     "TextPipeline",
     "TiedEmbedding",
     "UnknownWordDropout",

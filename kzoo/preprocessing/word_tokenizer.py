@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from kzoo.utils.bucketing import pad_rows
 from kzoo.utils.serialization import register_serializable
 
 STANDARDIZE_MODES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
@@ -217,11 +218,7 @@ class WordTokenizer:
         """Right-pads id arrays with 0 into one `(n, length)` int32 array."""
         if length is None:
             length = max([len(ids) for ids in sequences] + [1])
-        batch = np.zeros((len(sequences), length), dtype="int32")
-        for row, ids in zip(batch, sequences):
-            ids = ids[:length]
-            row[: len(ids)] = ids
-        return batch
+        return pad_rows([ids[:length] for ids in sequences], length)
 
     def __call__(self, texts, length=None):
         return self.pad(self.encode(texts), length)

@@ -35,11 +35,11 @@ TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
 
 
 def text_classifier():
-    return TextClassifier(60, embedding_dim=8, units=6, cell="lstm", pooling=["max", "mean"])
+    return TextClassifier(60, embedding_dim=8, units=6, cell_type="lstm", pooling=["max", "mean"])
 
 
 def gru_text_classifier():
-    return TextClassifier(60, embedding_dim=8, units=6, cell="gru", bidirectional=False)
+    return TextClassifier(60, embedding_dim=8, units=6, cell_type="gru", bidirectional=False)
 
 
 def language_model():

@@ -1,4 +1,4 @@
-"""TextClassifier, mask-aware poolings, WordTokenizer and TextPipeline.
+"""TextClassifier (backbone, preprocessor, task), poolings, WordTokenizer, TextPipeline.
 
 Independent of the IMDB loader: models are tiny and built from random ids,
 except one tokenizer test that reads a few reviews straight from the shared
@@ -23,6 +23,8 @@ from kzoo.models import (
     TextPipeline,
     WordTokenizer,
 )
+from kzoo.models.text_classifier import TextClassifierBackbone, TextClassifierPreprocessor
+from tests.harness import run_without_tensorflow
 
 ATOL = 1e-5
 POOLINGS = ["last", "max", "mean", "attention", ["last", "max", "mean", "attention"]]
@@ -166,12 +168,14 @@ def test_classifier_matches_numpy_reference(bidirectional):
 # One model with all four poolings (sequence outputs and final states), plus
 # the "last"-only path (no sequence output) and a plain max pooling.
 @pytest.mark.parametrize(
-    "cell, pooling, num_layers",
+    "cell_type, pooling, num_layers",
     [("gru", POOLINGS[-1], 1), ("lstm", "last", 2), ("rnn", "max", 1)],
     ids=str,
 )
-def test_padding_does_not_change_predictions(cell, pooling, num_layers):
-    model = small_classifier(cell=cell, pooling=pooling, num_layers=num_layers, hidden_units=3)
+def test_padding_does_not_change_predictions(cell_type, pooling, num_layers):
+    model = small_classifier(
+        cell_type=cell_type, pooling=pooling, num_layers=num_layers, head_units=3
+    )
     padded = run(model, np.pad(IDS, ((0, 0), (0, 7))))
     np.testing.assert_allclose(run(model, IDS), padded, atol=ATOL)
     alone = run(model, IDS[:1, : LENGTHS[0]])  # the first text without any padding
@@ -189,7 +193,7 @@ def test_dropout_only_in_training():
     model = small_classifier(
         bidirectional=False,
         embedding_dropout=0.5, spatial_dropout=0.5, dropout=0.5, recurrent_dropout=0.5,
-        word_type_dropout=0.5, head_dropout=0.5, hidden_units=4, pooling=["max", "mean"],
+        word_type_dropout=0.5, head_dropout=0.5, head_units=4, pooling=["max", "mean"],
     )  # fmt: skip
     np.testing.assert_allclose(run(model, IDS), run(model, IDS), atol=0)
     trained = [numpy(model(IDS, training=True)) for _ in range(2)]
@@ -225,15 +229,16 @@ def test_word_type_dropout_rejects_bad_arguments(kwargs):
 
 def test_config_round_trip():
     model = small_classifier(
-        cell="lstm", num_layers=2, pooling=["attention", "max"], attention_units=3,
-        hidden_units=2, head_dropout=0.1, embedding_dropout=0.1, spatial_dropout=0.1,
+        cell_type="lstm", num_layers=2, pooling=["attention", "max"], attention_units=3,
+        head_units=2, head_dropout=0.1, embedding_dropout=0.1, spatial_dropout=0.1,
         word_type_dropout=0.1, sequence_length=6, name="clf",
     )  # fmt: skip
     config = model.get_config()
     assert json.loads(json.dumps(config)) == config
     clone = TextClassifier.from_config(config)
     assert clone.get_config() == config
-    assert clone.name == "clf" and clone.cell == "lstm" and clone.pooling == ["attention", "max"]
+    assert clone.name == "clf" and clone.head_units == 2
+    assert clone.backbone.cell_type == "lstm" and clone.backbone.pooling == ["attention", "max"]
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(run(clone, IDS), run(model, IDS), atol=ATOL)
 
@@ -265,14 +270,15 @@ def test_fit_with_plain_keras():
     "kwargs, message",
     [
         (dict(vocabulary_size=1), "vocabulary_size"),
-        (dict(cell="transformer"), "cell"),
+        (dict(cell_type="transformer"), "cell_type"),
         (dict(pooling="sum"), "pooling"),
         (dict(pooling=["max", "max"]), "twice"),
         (dict(pooling=[]), "pooling"),
         (dict(dropout=1.0), "dropout"),
         (dict(units=0), "units"),
         (dict(num_classes=1), "num_classes"),
-        (dict(hidden_units=-1), "hidden_units"),
+        (dict(head_units=-1), "head_units"),
+        (dict(class_names=["a"]), "class_names"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -395,7 +401,7 @@ def test_pipeline_predicts_raw_text_like_the_classifier_on_ids():
 
 
 def test_pipeline_save_load_round_trip(tmp_path):
-    pipeline = small_pipeline(cell="lstm")
+    pipeline = small_pipeline(cell_type="lstm")
     path = str(tmp_path / "pipe.keras")
     pipeline.save(path)
     loaded = kzoo.models.load(path)
@@ -439,3 +445,146 @@ def test_load_reports_bad_paths(tmp_path):
         kzoo.models.load(str(broken))
     with pytest.raises(TypeError, match="path"):
         kzoo.models.load(None)
+
+
+# --- TextClassifier as a task: backbone, preprocessor, raw text ------------------------
+
+
+def text_classifier(**kwargs):
+    args = dict(
+        vocabulary_size=len(WORDS),
+        embedding_dim=5,
+        units=4,
+        pooling=["max", "mean"],
+        seed=3,
+        preprocessor=TextClassifierPreprocessor(WordTokenizer(WORDS, sequence_length=20), 8),
+        class_names=["negative", "positive"],
+    )
+    args.update(kwargs)
+    return TextClassifier(**args)
+
+
+def test_backbone_is_the_classifier_network_up_to_the_pooling():
+    model = small_classifier(pooling=["last", "max"], head_units=3)
+    backbone = model.backbone
+    assert isinstance(backbone, TextClassifierBackbone)
+    features = numpy(backbone(IDS))
+    assert features.shape == (3, 2 * 2 * 4)  # directions * units * poolings
+    hidden = model.get_layer("hidden")
+    kernel, bias = numpy(hidden.kernel), numpy(hidden.bias)
+    head = np.maximum(features @ kernel + bias, 0) @ numpy(model.get_layer("output").kernel)
+    np.testing.assert_allclose(
+        run(model, IDS), sigmoid(head + numpy(model.get_layer("output").bias)), atol=ATOL
+    )
+    # Around a backbone built on its own: the same network, one head more.
+    other = TextClassifier(
+        backbone=TextClassifierBackbone(12, embedding_dim=5, units=4), num_classes=3
+    )
+    assert run(other, IDS).shape == (3, 3)
+    assert len(other.weights) == len(other.backbone.weights) + 2  # the output kernel and bias
+    with pytest.raises(ValueError, match="not both"):
+        TextClassifier(12, backbone=TextClassifierBackbone(12))
+
+
+def test_summary_and_count_params_count_each_weight_once():
+    def unique_parameters(model):
+        return sum(int(np.prod(w.shape)) for w in {id(w): w for w in model.weights}.values())
+
+    for model in (text_classifier(head_units=3), small_pipeline()):
+        lines = []
+        model.summary(print_fn=lambda line, *args, lines=lines, **kwargs: lines.append(line))
+        text = "\n".join(lines)
+        total = int(text.split("Total params:")[1].split("(")[0].replace(",", "").strip())
+        assert total == model.count_params() == unique_parameters(model), text
+    model = text_classifier()
+    assert len(model.weights) == len(model.backbone.weights) + 2
+
+
+def test_raw_text_predict_matches_ids_and_keeps_input_order():
+    model = text_classifier()
+    probabilities = model.predict(TEXTS, batch_size=2)
+    assert probabilities.shape == (len(TEXTS), 1) and probabilities.dtype == np.float32
+    ids = model.tokenizer(TEXTS)
+    np.testing.assert_allclose(probabilities, run(model, ids), atol=ATOL)
+    np.testing.assert_allclose(model.predict(TEXTS[2]), probabilities[2:3], atol=ATOL)
+    np.testing.assert_allclose(model.predict(np.array(TEXTS)), probabilities, atol=ATOL)
+    np.testing.assert_allclose(model.predict(ids, verbose=0), probabilities, atol=ATOL)
+    assert model.predict([]).shape == (0, 1)
+    multiclass = text_classifier(num_classes=3, class_names=["a", "b", "c"])
+    assert multiclass.predict(TEXTS).shape == (len(TEXTS), 3)
+    fixed = text_classifier(sequence_length=20)  # every batch padded to 20
+    assert fixed.predict(TEXTS).shape == (len(TEXTS), 1)
+    with pytest.raises(TypeError, match=r"texts\[1\].*int"):
+        model.predict(["good", 3])
+    with pytest.raises(ValueError, match="no preprocessor"):
+        small_classifier().predict(["good film"])
+
+
+def test_task_attributes_save_and_load_with_vocabulary(tmp_path):
+    model = text_classifier(cell_type="lstm")
+    assert model.task == "classify" and model.class_names == ["negative", "positive"]
+    assert small_classifier(num_classes=3).class_names == ["0", "1", "2"]
+    path = str(tmp_path / "clf.keras")
+    model.save(path)
+    loaded = kzoo.models.load(path)
+    assert isinstance(loaded, TextClassifier)
+    assert loaded.class_names == ["negative", "positive"]
+    assert loaded.tokenizer.vocabulary == WORDS
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.predict(TEXTS), model.predict(TEXTS), atol=ATOL)
+
+
+def test_compile_defaults_train():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 12, size=(32, 6)).astype("int32")
+    y = (x == 3).any(axis=1).astype("float32")  # positive iff word 3 occurs
+    for num_classes, labels in ((2, y), (3, y.astype("int32") + (x == 5).any(axis=1))):
+        model = small_classifier(num_classes=num_classes, bidirectional=False)
+        model.compile()
+        assert model.loss.get_config()["from_logits"] is False
+        before = model.evaluate(x, labels, verbose=0)
+        history = model.fit(x, labels, epochs=5, batch_size=16, verbose=0)
+        assert "accuracy" in history.history
+        assert model.evaluate(x, labels, verbose=0)[0] < before[0]
+
+
+def test_from_config_accepts_the_names_before_the_renames():
+    # The flat config that TextClassifier files saved before the backbone split hold.
+    old = dict(
+        name="old", trainable=True, vocabulary_size=12, embedding_dim=5, cell="lstm", units=4,
+        num_layers=1, bidirectional=False, dropout=0.0, recurrent_dropout=0.0,
+        embedding_dropout=0.0, spatial_dropout=0.0, word_type_dropout=0.0, pooling="max",
+        attention_units=64, hidden_units=3, head_dropout=0.0, num_classes=2,
+        sequence_length=None, seed=1,
+    )  # fmt: skip
+    model = TextClassifier.from_config(old)
+    assert model.backbone.cell_type == "lstm" and model.head_units == 3
+    assert model.get_layer("lstm_0") is not None and model.get_layer("hidden") is not None
+    assert (
+        TextClassifierBackbone.from_config({"vocabulary_size": 5, "cell": "rnn"}).cell_type == "rnn"
+    )
+
+
+def test_raw_text_predict_without_tensorflow(tmp_path):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        pytest.skip("checks that JAX and PyTorch predict from raw text without TensorFlow")
+    model = text_classifier()
+    path = str(tmp_path / "clf.keras")
+    model.save(path)
+    expected = model.predict(TEXTS)
+    code = f"""
+    import json
+    import numpy as np
+    import kzoo.models
+    model = kzoo.models.load({path!r})
+    got = model.predict({TEXTS!r})
+    np.testing.assert_allclose(got, np.array({expected.tolist()!r}), atol=1e-5)
+    shipped = kzoo.models.load("saved_models/imdb_bigru.keras", compile=False)
+    positive, negative = np.reshape(shipped.predict(["A wonderful film.", "Awful, boring."]), -1)
+    assert positive > 0.5 > negative, (positive, negative)
+    print("OK", shipped.class_names)
+    """
+    proc = run_without_tensorflow(code, backend)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK" in proc.stdout

@@ -1,8 +1,9 @@
-"""Saved text pipelines give the same probabilities on every Keras backend.
+"""Saved text classifiers give the same probabilities on every Keras backend.
 
-The shipped IMDB model is checked against the probabilities stored next to it
-(in this process, on the backend of this test run), and a freshly saved
-pipeline is loaded in one subprocess per backend.
+The shipped IMDB models (a `TextClassifier` and a `TextPipeline` ensemble) are
+checked against the probabilities stored next to them (in this process, on the
+backend of this test run), and freshly saved ones are loaded in one
+subprocess per backend.
 """
 
 import glob
@@ -16,6 +17,7 @@ import pytest
 
 import kzoo.models
 from kzoo.models import TextClassifier, TextPipeline, WordTokenizer
+from kzoo.models.text_classifier import TextClassifierPreprocessor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = sorted(
@@ -39,7 +41,7 @@ import json, sys
 import kzoo.models
 results = {}
 for path, texts in json.loads(sys.argv[1]):
-    results[path] = kzoo.models.load(path).predict(texts).tolist()
+    results[path] = kzoo.models.load(path).predict(texts).reshape(len(texts), -1).tolist()
 print("RESULT" + json.dumps(results))
 """
 
@@ -60,35 +62,52 @@ def test_shipped_model_predicts_stored_probabilities(path):
     with open(expected_file(path)) as f:
         expected = json.load(f)
     model = kzoo.models.load(path)
+    assert model.task == "classify" and model.class_names == ["negative", "positive"]
     got = model.predict(expected["texts"])
-    assert got.shape == (len(expected["texts"]),)
-    np.testing.assert_allclose(got, expected["probabilities"], atol=ATOL)
+    # A TextClassifier gives (n, 1), the TextPipeline ensemble (n,).
+    assert got.shape == (
+        (len(expected["texts"]),) + (() if isinstance(model, TextPipeline) else (1,))
+    )
+    np.testing.assert_allclose(got.reshape(-1), expected["probabilities"], atol=ATOL)
     positive, negative = model.predict(
         ["This movie was wonderful, a true masterpiece.", "A terrible, boring waste of time."]
-    )
+    ).reshape(-1)
     assert positive > 0.5 > negative
 
 
-def small_pipeline():
-    words = ["", "[UNK]", "wonderful", "film", "great", "acting", "awful", "boring", "plot"]
-    classifier = TextClassifier(
-        len(words), embedding_dim=6, units=5, cell="lstm", pooling=["last", "attention"], seed=7
+WORDS = ["", "[UNK]", "wonderful", "film", "great", "acting", "awful", "boring", "plot"]
+
+
+def small_classifier():
+    return TextClassifier(
+        len(WORDS),
+        embedding_dim=6,
+        units=5,
+        cell_type="lstm",
+        pooling=["last", "attention"],
+        seed=7,
+        preprocessor=TextClassifierPreprocessor(WordTokenizer(WORDS, sequence_length=50), 8),
     )
-    return TextPipeline(WordTokenizer(words, sequence_length=50), classifier, bucket_width=8)
+
+
+def small_pipeline():
+    classifier = TextClassifier(len(WORDS), embedding_dim=6, units=5, pooling="mean", seed=8)
+    return TextPipeline(WordTokenizer(WORDS, sequence_length=50), classifier, bucket_width=8)
 
 
 @pytest.mark.cross_backend
 def test_saved_pipelines_predict_the_same_on_every_backend(tmp_path):
-    path = str(tmp_path / "pipeline.keras")
-    pipeline = small_pipeline()
-    pipeline.save(path)
-    jobs = [(path, TEXTS)]
-    wanted = {path: pipeline.predict(TEXTS)}
+    jobs, wanted = [], {}
+    for name, model in (("classifier", small_classifier()), ("pipeline", small_pipeline())):
+        path = str(tmp_path / f"{name}.keras")
+        model.save(path)
+        jobs.append((path, TEXTS))
+        wanted[path] = model.predict(TEXTS).reshape(len(TEXTS), -1)
     for shipped in SHIPPED:
         with open(expected_file(shipped)) as f:
             expected = json.load(f)
         jobs.append((shipped, expected["texts"]))
-        wanted[shipped] = np.array(expected["probabilities"])
+        wanted[shipped] = np.array(expected["probabilities"]).reshape(-1, 1)
     for backend in BACKENDS:
         env = dict(os.environ, KERAS_BACKEND=backend)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))

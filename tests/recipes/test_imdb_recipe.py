@@ -62,7 +62,9 @@ def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
     model = kzoo.models.load(str(tmp_path / f"{name}.keras"))
     with open(tmp_path / f"{name}.expected.json") as f:
         expected = json.load(f)
-    got = model.predict(expected["texts"])
+    assert isinstance(model, kzoo.models.TextClassifier)
+    assert model.class_names == ["negative", "positive"]
+    got = model.predict(expected["texts"])[:, 0]
     np.testing.assert_allclose(got, expected["probabilities"], atol=1e-5)
     assert np.all((got > 0) & (got < 1))
 

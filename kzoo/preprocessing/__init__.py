@@ -1,0 +1,5 @@
+"""Raw text <-> ids in plain Python (no TensorFlow): tokenizers and text checks."""
+
+from kzoo.preprocessing.word_tokenizer import OOV_TOKEN, PAD_TOKEN, WordTokenizer, check_texts
+
+__all__ = ["OOV_TOKEN", "PAD_TOKEN", "WordTokenizer", "check_texts"]
