@@ -274,7 +274,7 @@ def train(model, batches, val_batches, settings, budget):
         batches.set_epoch(epoch)
         losses = []
         for x, y in batches:
-            losses.append(float(model.train_on_batch(x, y)))
+            losses.append(float(model.train_on_batch(x, y, return_dict=True)["loss"]))
             if len(losses) % LOG_EVERY == 0:
                 print(
                     f"  epoch {epoch + 1} batch {len(losses)}/{len(batches)}: train loss "
@@ -283,7 +283,9 @@ def train(model, batches, val_batches, settings, budget):
                 )
             if budget.expired():
                 break
-        val_loss = float(np.mean([model.test_on_batch(x, y) for x, y in val_batches]))
+        val_loss = float(
+            np.mean([model.test_on_batch(x, y, return_dict=True)["loss"] for x, y in val_batches])
+        )
         epochs_done = epoch + len(losses) / len(batches)
         print(
             f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} "
