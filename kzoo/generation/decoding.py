@@ -141,26 +141,20 @@ class GenerationLoop(keras.Model):
         model = self.generator
         cache = model.generation_cache(ops.shape(token_ids)[0], context=inputs.get("context"))
         stop = list(self.stop_token_ids) or None
+        arguments = dict(cache=cache, index=1, mask=prompt_mask, stop_token_ids=stop)
         if isinstance(self.sampler, BeamSampler):
+            static_keys = getattr(model, "generation_static_keys", ())
             tokens, scores = self.sampler(
                 model.generation_step,
                 token_ids,
-                cache=cache,
-                index=1,
-                mask=prompt_mask,
-                stop_token_ids=stop,
                 pad_token_id=self.pad_token_id,
-                static_keys=getattr(model, "generation_static_keys", ()),
+                static_keys=static_keys,
+                **arguments,
             )
             return {"token_ids": tokens, "scores": scores}
+        # keras-hub's loop threads the model's variables through JAX's while_loop.
         tokens = self.sampler(
-            model.generation_step,
-            token_ids,
-            cache=cache,
-            index=1,
-            mask=prompt_mask,
-            stop_token_ids=stop,
-            model=_VariableView(model),
+            model.generation_step, token_ids, model=_VariableView(model), **arguments
         )
         if stop:
             tokens = mask_after_stop(tokens, stop, prompt_mask, self.pad_token_id)

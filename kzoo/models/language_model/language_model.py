@@ -53,7 +53,8 @@ class LanguageModel(Task, LanguageModelBackbone):
         token_level: `"character"` (default: text is split into characters)
             or `"word"` (split on whitespace); used only with `vocabulary`.
         seed: optional int seed of the dropout layers.
-        **kwargs: `keras.Model` arguments (`name`, `dtype`, ...).
+        **kwargs: the other arguments of `LanguageModelBackbone` (`embedding_dim`,
+            `units`, ... as above) and `keras.Model` arguments (`name`, `dtype`).
 
     Call arguments:
         token_ids: `(batch, time)` int tensor.
@@ -77,23 +78,7 @@ class LanguageModel(Task, LanguageModelBackbone):
 
     task = "generate"
 
-    def __init__(
-        self,
-        vocabulary_size=None,
-        embedding_dim=200,
-        units=200,
-        num_layers=2,
-        cell_type="lstm",
-        dropout=0.0,
-        tie_weights=False,
-        stateful=False,
-        batch_size=None,
-        vocabulary=None,
-        token_level="character",
-        seed=None,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, vocabulary_size=None, vocabulary=None, token_level="character", **kwargs):
         token_level = check_choice(token_level, TOKEN_LEVELS, "token_level")
         preprocessor = None
         if vocabulary is not None:
@@ -107,20 +92,8 @@ class LanguageModel(Task, LanguageModelBackbone):
                 )
         elif vocabulary_size is None:
             raise ValueError("Give `vocabulary_size`, `vocabulary`, or both.")
-        super().__init__(
-            vocabulary_size=vocabulary_size,
-            embedding_dim=embedding_dim,
-            units=units,
-            num_layers=num_layers,
-            cell_type=cell_type,
-            dropout=dropout,
-            tie_weights=tie_weights,
-            stateful=stateful,
-            batch_size=batch_size,
-            seed=seed,
-            dtype=dtype,
-            **kwargs,
-        )
+        # The network's arguments (embedding_dim, units, ...) are the backbone's.
+        super().__init__(vocabulary_size, **kwargs)
         # A plain object: neither Keras's tracker nor `.keras` saving walks it;
         # the vocabulary is saved through `get_config`.
         self.preprocessor = preprocessor
