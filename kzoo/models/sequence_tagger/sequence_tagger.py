@@ -29,6 +29,14 @@ DECODERS = ("softmax", "crf")
 INPUTS = ("words", "chars", "casing")
 
 
+def _read_from(part, name):
+    """A read-only property giving `self.<part>.<name>`."""
+    return property(
+        lambda self: getattr(getattr(self, part), name),
+        doc=f"`{name}` of the tagger's {part} (read-only).",
+    )
+
+
 @register_serializable
 class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
     """BiLSTM(-CRF) tagger: tokens -> features -> BiLSTM stack -> tag scores -> tags.
@@ -203,37 +211,15 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
         this model's layers)."""
         return untracked_cache(self, "parts").get("backbone")
 
-    @property
-    def tags(self):
-        return self.preprocessor.tags
-
-    @property
-    def word_vocabulary(self):
-        return self.preprocessor.word_vocabulary
-
-    @property
-    def char_vocabulary(self):
-        return self.preprocessor.char_vocabulary
-
-    @property
-    def max_word_length(self):
-        return self.preprocessor.max_word_length
-
-    @property
-    def buckets(self):
-        return self.preprocessor.buckets
-
-    @property
-    def char_encoder(self):
-        return self.backbone.char_encoder
-
-    @property
-    def use_casing(self):
-        return self.backbone.use_casing
-
-    @property
-    def word_dropout(self):
-        return self.backbone.word_dropout
+    # Settings kept by the parts, readable on the tagger as before the split.
+    tags = _read_from("preprocessor", "tags")
+    word_vocabulary = _read_from("preprocessor", "word_vocabulary")
+    char_vocabulary = _read_from("preprocessor", "char_vocabulary")
+    max_word_length = _read_from("preprocessor", "max_word_length")
+    buckets = _read_from("preprocessor", "buckets")
+    char_encoder = _read_from("backbone", "char_encoder")
+    use_casing = _read_from("backbone", "use_casing")
+    word_dropout = _read_from("backbone", "word_dropout")
 
     build_vocabularies = staticmethod(SequenceTaggerPreprocessor.build_vocabularies)
 
