@@ -78,7 +78,7 @@ _PRESETS = (
     ),
     Preset(
         name="imdb_bigru_ensemble",
-        task_class="TextClassifier",
+        task_class="TextPipeline",
         file="imdb_bigru_ensemble.keras",
         sha256="88bc5ec5a60a2e29c7cf1110a961ec57bd88a461d1e4cdaaacdcde4415bdf0e1",
         metrics={"test_accuracy": 0.8944},

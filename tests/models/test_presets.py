@@ -150,7 +150,9 @@ def _series(name):
 
 def raw_outputs(name):
     """What the preset's task API returns for fixed raw inputs (JSON-ready)."""
-    model = kzoo.models.from_preset(name, compile=False)
+    # Through the registry's task class: `from_preset` checks the loaded class.
+    task_class = getattr(kzoo.models, kzoo.models.get_preset(name).task_class)
+    model = task_class.from_preset(name, compile=False)
     if model.task == "classify":
         return {"probabilities": np.asarray(model.predict(TEXTS)).tolist()}
     if model.task == "tag":

@@ -83,7 +83,9 @@ def test_require_names_the_extra(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "onnx", numpy)  # an installed stand-in
     assert require("onnx", extra="export") is numpy
-    monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub -> ModuleNotFoundError
+    # `None` in sys.modules: importing the module raises ModuleNotFoundError.
+    monkeypatch.setitem(sys.modules, "keras_hub", None)
+    monkeypatch.setitem(sys.modules, "keras_hub.samplers", None)  # even when imported before
     with pytest.raises(ImportError, match=r"beam search needs the package 'keras_hub'") as error:
         require("keras_hub", extra="hub", feature="beam search")
     assert str(error.value).endswith('Install it with: pip install "kzoo[hub]"')
