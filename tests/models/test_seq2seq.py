@@ -122,17 +122,21 @@ def greedy_by_hand(model, source, steps):
     return tokens
 
 
-def log_prob(model, source, tokens):
-    """Teacher-forced log P(tokens[1:] | source) up to and including the end token."""
-    logits = _np(model((source[None], tokens[None, :-1])))[0].astype("float64")
+def log_probs(model, sources, tokens):
+    """Teacher-forced log P(tokens[i, 1:] | sources[i]) up to and including the end
+    token, and that length, for every row (one batched call)."""
+    logits = _np(model((sources, tokens[:, :-1]))).astype("float64")
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    total, length = 0.0, 0
-    for t, token in enumerate(tokens[1:]):
-        total += log_p[t, token]
-        length += 1
-        if token == model.end_token_id:
-            break
-    return total, length
+    results = []
+    for row, sequence in zip(log_p, tokens):
+        total, length = 0.0, 0
+        for t, token in enumerate(sequence[1:]):
+            total += row[t, token]
+            length += 1
+            if token == model.end_token_id:
+                break
+        results.append((total, length))
+    return results
 
 
 # --- network ------------------------------------------------------------------
@@ -238,15 +242,15 @@ def test_beam_scores_are_the_model_log_probabilities(model):
         SOURCE, max_length=7, sampler="beam", num_beams=3, num_results=3, length_penalty=alpha
     )
     assert tokens.shape == (3, 3, 7) and scores.shape == (3, 3)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
     greedy = greedy_by_hand(model, SOURCE, 6)
-    for row in range(3):
-        assert np.all(np.diff(scores[row]) <= 1e-6)  # best first
-        for n in range(3):
-            total, length = log_prob(model, SOURCE[row], tokens[row, n])
-            penalty = ((5.0 + length) / 6.0) ** alpha
-            assert abs(scores[row, n] - total / penalty) < 1e-4
-        total, length = log_prob(model, SOURCE[row], greedy[row])
-        assert scores[row, 0] >= total / ((5.0 + length) / 6.0) ** alpha - 1e-5
+    rows = np.concatenate([np.repeat(SOURCE, 3, axis=0), SOURCE])
+    sequences = np.concatenate([tokens.reshape(9, 7), greedy])
+    results = log_probs(model, rows, sequences)
+    penalized = np.array([total / ((5.0 + length) / 6.0) ** alpha for total, length in results])
+    np.testing.assert_allclose(scores.reshape(-1), penalized[:9], atol=1e-4)
+    # The best beam is at least as likely (penalized) as greedy search's output.
+    assert np.all(scores[:, 0] >= penalized[9:] - 1e-5)
 
 
 # --- preprocessing and raw text -------------------------------------------------
@@ -310,8 +314,10 @@ def test_fit_with_compile_defaults_and_save_load(translator, tmp_path):
     loaded = keras.saving.load_model(path)
     assert type(loaded) is Seq2Seq and loaded.get_config() == m.get_config()
     np.testing.assert_allclose(_np(loaded(x)), _np(m(x)), atol=ATOL)
+    # The preprocessor came back too: raw text -> decoded greedy ids.
     texts = [s for s, _ in PAIRS]
-    assert loaded.translate(texts) == m.translate(texts)
+    expected = greedy_by_hand(loaded, loaded.preprocessor(texts, length=8), 24)
+    assert loaded.translate(texts) == [loaded.preprocessor.decode(row) for row in expected]
 
 
 def test_backbone_alone_has_no_task_api():
