@@ -324,6 +324,9 @@ def test_backbone_alone_has_no_task_api():
     backbone = Seq2SeqBackbone(SRC_VOCAB, TGT_VOCAB, EMB, UNITS)
     assert _np(backbone((SOURCE, DECODER_IN))).shape == (3, 4, TGT_VOCAB)
     assert not hasattr(backbone, "translate")
+    # A config from before the preprocessor existed (files saved by older kzoo) still loads.
+    legacy = {k: v for k, v in backbone.get_config().items() if k != "preprocessor"}
+    assert Seq2Seq.from_config(legacy).preprocessor is None
 
 
 # --- bad input ------------------------------------------------------------------
