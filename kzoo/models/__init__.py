@@ -15,7 +15,7 @@ from kzoo.models.language_model import (
 )
 from kzoo.models.loading import load
 from kzoo.models.presets import from_preset, get_preset, list_presets
-from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq
+from kzoo.models.seq2seq import MaskedSequenceLoss, Seq2Seq, Seq2SeqBackbone, Seq2SeqPreprocessor
 from kzoo.layers.character_encoder import CharacterEncoder
 from kzoo.layers.unknown_word_dropout import UnknownWordDropout
 from kzoo.models.sequence_tagger import (
@@ -45,6 +45,8 @@ __all__ = [
     "LanguageModelPreprocessor",
     "MaskedSequenceLoss",
     "Seq2Seq",
+    "Seq2SeqBackbone",
+    "Seq2SeqPreprocessor",
     "SequenceTagger",
     "SequenceTaggerBackbone",
     "SequenceTaggerPreprocessor",
