@@ -11,9 +11,9 @@ from kzoo.utils.serialization import register_serializable
 from kzoo.utils.untracked import untracked_cache
 from kzoo.utils.validation import check_id_matrix, check_int, check_rate, check_seed
 
-# Arguments of the backbone that `TextClassifier(vocabulary_size, ...)` takes too.
+# Arguments of the backbone that `TextClassifier(vocabulary_size, ...)` takes too
+# (keyword arguments, passed on to `TextClassifierBackbone`).
 BACKBONE_ARGUMENTS = (
-    "vocabulary_size",
     "embedding_dim",
     "cell_type",
     "units",
@@ -91,58 +91,35 @@ class TextClassifier(Task, CheckedTokenInputs, keras.Model):
     def __init__(
         self,
         vocabulary_size=None,
-        embedding_dim=128,
-        cell_type="gru",
-        units=64,
-        num_layers=1,
-        bidirectional=True,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        embedding_dropout=0.0,
-        spatial_dropout=0.0,
-        word_type_dropout=0.0,
-        pooling="max",
-        attention_units=64,
+        *,
+        backbone=None,
+        num_classes=2,
         head_units=0,
         head_dropout=0.0,
-        num_classes=2,
-        sequence_length=None,
-        seed=None,
-        backbone=None,
         preprocessor=None,
         class_names=None,
+        seed=None,
         **kwargs,
     ):
         seed = check_seed(seed)
+        # The backbone's arguments come in through `kwargs`, next to `name`.
+        backbone_arguments = {k: kwargs.pop(k) for k in BACKBONE_ARGUMENTS if k in kwargs}
         if backbone is None:
             if vocabulary_size is None:
                 raise ValueError(
                     "Pass `vocabulary_size` (and the other backbone arguments) or a `backbone`."
                 )
-            backbone = TextClassifierBackbone(
-                vocabulary_size,
-                embedding_dim=embedding_dim,
-                cell_type=cell_type,
-                units=units,
-                num_layers=num_layers,
-                bidirectional=bidirectional,
-                dropout=dropout,
-                recurrent_dropout=recurrent_dropout,
-                embedding_dropout=embedding_dropout,
-                spatial_dropout=spatial_dropout,
-                word_type_dropout=word_type_dropout,
-                pooling=pooling,
-                attention_units=attention_units,
-                sequence_length=sequence_length,
-                seed=seed,
-            )
+            backbone = TextClassifierBackbone(vocabulary_size, seed=seed, **backbone_arguments)
         else:
             if isinstance(backbone, dict):
                 backbone = keras.saving.deserialize_keras_object(backbone)
-            if vocabulary_size is not None:
+            if vocabulary_size is not None or backbone_arguments:
+                given = sorted(backbone_arguments) + ["vocabulary_size"] * (
+                    vocabulary_size is not None
+                )
                 raise ValueError(
-                    "Pass `vocabulary_size` or `backbone`, not both. Received: "
-                    f"vocabulary_size={vocabulary_size!r} and a backbone."
+                    "Pass the backbone's arguments or a `backbone`, not both. Received a "
+                    f"backbone and {given}."
                 )
             if not isinstance(backbone, keras.Model) or len(backbone.inputs) != 1:
                 raise TypeError(
