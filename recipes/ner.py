@@ -271,9 +271,10 @@ def model_card(name, cfg, metrics):
         )
     lines += [
         "",
-        "Usage (any backend): `import kzoo.models, keras; "
-        f"tagger = keras.saving.load_model('saved_models/{name}.keras'); "
-        f"tagger.predict(['{SAMPLE}'])` gives `{metrics['sample']['tags']}`.",
+        "Usage (any backend, TensorFlow not needed): `import kzoo.models; "
+        f"tagger = kzoo.models.load('saved_models/{name}.keras'); "
+        f"tagger.tag(['{SAMPLE}'])` gives one `(token, tag)` pair per token, the tags "
+        f"`{metrics['sample']['tags']}` (`tagger.predict` gives the tags only).",
         "",
         "The CoNLL-2003 text is Reuters news (research use only).",
         "",
