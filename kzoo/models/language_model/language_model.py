@@ -56,12 +56,8 @@ class LanguageModel(Task, LanguageModelBackbone):
         **kwargs: the other arguments of `LanguageModelBackbone` (`embedding_dim`,
             `units`, ... as above) and `keras.Model` arguments (`name`, `dtype`).
 
-    Call arguments:
-        token_ids: `(batch, time)` int tensor.
-        training: whether dropout is active.
-
-    Returns:
-        `(batch, time, vocabulary_size)` logits.
+    Called like `LanguageModelBackbone`: `(batch, time)` token ids in,
+    `(batch, time, vocabulary_size)` logits out.
 
     Example:
 
