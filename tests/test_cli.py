@@ -175,3 +175,24 @@ def test_presets_command_and_options_of_other_tasks(capsys, tmp_path):
     assert "has no column 'price'" in capsys.readouterr().err
     assert main(["predict", "no_such_preset", "x"]) == 2
     assert "Unknown preset 'no_such_preset'. Known presets:" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow", reason="runs JAX or torch with TensorFlow blocked"
+)
+def test_predict_without_tensorflow(tmp_path):
+    """The CLI, presets and raw-in/raw-out tasks run with TensorFlow unimportable."""
+    from tests.harness import run_without_tensorflow
+
+    csv_path = _forecast_csv("forecast_airline", tmp_path)
+    code = f"""
+    from kzoo.__main__ import main
+    assert main(["presets"]) == 0
+    assert main(["predict", "forecast_airline", {csv_path!r}]) == 0
+    assert main(["predict", "ner_crf", "Peter Blackburn lives in Paris"]) == 0
+    print("cli ok")
+    """
+    result = run_without_tensorflow(code, keras.backend.backend(), cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "cli ok" in result.stdout and "Peter/B-PER Blackburn/I-PER" in result.stdout
+    assert "1960-01\t" in result.stdout  # the month after the series
