@@ -227,19 +227,23 @@ def _check_options(args, task):
             )
 
 
+# Sampler options of translate/generate: flag dest -> `get_sampler` option name.
+SAMPLER_OPTIONS = {
+    "temperature": "temperature",
+    "top_k": "k",
+    "top_p": "p",
+    "num_beams": "num_beams",
+    "length_penalty": "length_penalty",
+}
+
+
 def _sampler_arguments(args):
     """`(sampler, options)` for translate/generate; a sampler implied by its options."""
-    options = {}
-    if args.temperature is not None:
-        options["temperature"] = args.temperature
-    if args.top_k is not None:
-        options["k"] = args.top_k
-    if args.top_p is not None:
-        options["p"] = args.top_p
-    if args.num_beams is not None:
-        options["num_beams"] = args.num_beams
-    if args.length_penalty is not None:
-        options["length_penalty"] = args.length_penalty
+    options = {
+        name: getattr(args, dest)
+        for dest, name in SAMPLER_OPTIONS.items()
+        if getattr(args, dest) is not None
+    }
     sampler = args.sampler
     if sampler is None:
         if args.num_beams is not None or args.length_penalty is not None:

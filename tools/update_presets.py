@@ -13,24 +13,20 @@ preset file or registry entry is missing.
 """
 
 import argparse
-import hashlib
 import os
 import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from kzoo.models.presets import file_sha256  # noqa: E402
+from kzoo.utils.atomic_write import write_text  # noqa: E402
+
 REGISTRY = os.path.join(ROOT, "kzoo", "models", "presets.py")
 SAVED_MODELS = os.path.join(ROOT, "saved_models")
 # One registry entry's file and hash lines, as written in presets.py.
 ENTRY = re.compile(r'(file="(?P<file>[^"]+)",\s*\n\s*sha256=")(?P<sha>[0-9a-f]{64})(")')
-
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def refreshed(source, folder):
@@ -41,7 +37,7 @@ def refreshed(source, folder):
         path = os.path.join(folder, match["file"])
         if not os.path.isfile(path):
             raise FileNotFoundError(f"The preset file {path!r} does not exist.")
-        new = sha256_of(path)
+        new = file_sha256(path)
         if new != match["sha"]:
             changes.append((match["file"], match["sha"], new))
         return f"{match[1]}{new}{match[4]}"
@@ -73,9 +69,6 @@ def main(argv=None):
     if args.check:
         print(f"{len(changes)} stale hash(es); run `python tools/update_presets.py`.")
         return 1
-    sys.path.insert(0, ROOT)
-    from kzoo.utils.atomic_write import write_text
-
     write_text(args.registry, updated)
     print(f"Updated {len(changes)} hash(es) in {args.registry}.")
     return 0
