@@ -13,8 +13,9 @@ change, shared by the beams of a row) and `vocabulary_size`. See
 - `generate_ids(model, token_ids, prompt_mask, sampler, context, stop_token_ids,
   pad_token_id, seed, **sampler_options) -> (token_ids, scores)`: the one
   loop, compiled with the model's `predict` machinery (`jax.jit`,
-  `tf.function`; eager under `torch.no_grad` on PyTorch, which measured
-  faster than `torch.compile`: `benchmarks/generation_speed.py`).
+  `tf.function`; eager under `torch.no_grad` on PyTorch, where
+  `torch.compile` recompiles for every shape and pays off only after about a
+  thousand calls: `benchmarks/generation_speed.py`, docs/language_models.md).
 - `get_sampler(name, seed, **options)`: `"greedy"`, `"random"`, `"top_k"`,
   `"top_p"` (keras-hub's samplers, imported when first built) and `"beam"`
   (`BeamSampler`: GNMT length penalty, n-best); `check_sampler(sampler,

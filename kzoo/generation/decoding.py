@@ -31,8 +31,10 @@ character, a Seq2Seq's start token). The loop runs inside `predict_on_batch`
 of `GenerationLoop`, a small `keras.Model` that holds the decoded model and
 the sampler's seed state, so Keras compiles it the way it compiles `predict`:
 `jax.jit` on JAX, `tf.function` on TensorFlow. On PyTorch it runs eagerly
-under `torch.no_grad`: `torch.compile` of the loop is slower than eager
-(`benchmarks/generation_speed.py` measures both and prints the ratio).
+under `torch.no_grad`: `torch.compile` unrolls the loop and recompiles it
+for every shape, which costs more than it saves unless one shape is decoded
+about a thousand times (`benchmarks/generation_speed.py` measures both and
+prints the ratio).
 The sampler's random state is a variable of that model, carried in and out
 of the compiled call.
 """
@@ -105,7 +107,8 @@ class GenerationLoop(keras.Model):
         pad_token_id: int.
         jit_compile: `"auto"` (Keras's default for `predict`: XLA on JAX,
             `tf.function` on TensorFlow, eager on PyTorch) or a bool (True on
-            PyTorch: `torch.compile`, measured slower by
+            PyTorch: `torch.compile`, about 3x faster per call once compiled
+            but 10-20 s of compiling per shape even for 8 tokens, see
             `benchmarks/generation_speed.py`).
 
     Call arguments:
