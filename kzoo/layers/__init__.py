@@ -19,9 +19,9 @@ from kzoo.layers.sampled_softmax import SampledSoftmax
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
 from kzoo.layers.stacked_cells import StackedRNNCells
 from kzoo.layers.stacked_rnn import StackedRNN
-from kzoo.layers.word_type_dropout import WordTypeDropout
 from kzoo.layers.tied_embedding import TiedEmbedding
 from kzoo.layers.unknown_word_dropout import UnknownWordDropout
+from kzoo.layers.word_type_dropout import WordTypeDropout
 
 __all__ = [
     "RNN",
