@@ -17,6 +17,7 @@ from kzoo.layers.stacked_cells import (
     state_structure,
 )
 from kzoo.utils.serialization import register_serializable
+from kzoo.utils.untracked import untracked_cache
 from kzoo.utils.validation import check_choice, check_mask_dtype
 
 USE_CUDNN = ("auto", True, False)
@@ -126,13 +127,14 @@ class RNN(keras.layers.Layer):
         return state_structure(self.cell)
 
     def _flat_sizes(self):
-        # Fixed once the cell is built; cached outside Keras's attribute
-        # tracking because eager torch reads it at every call.
-        sizes = self.__dict__.get("_built_flat_state_sizes")
+        # Fixed once the cell is built; cached because eager torch reads it
+        # at every call.
+        cache = untracked_cache(self, "flat_state_sizes")
+        sizes = cache.get("sizes")
         if sizes is None:
             sizes = tuple(keras.tree.flatten(self.state_size))
             if getattr(self.cell, "built", False):
-                self.__dict__["_built_flat_state_sizes"] = sizes
+                cache.put("sizes", sizes)
         return sizes
 
     def build(self, sequences_shape, initial_state_shape=None):

@@ -12,7 +12,7 @@ from kzoo.models.seq2seq.preprocessor import Seq2SeqPreprocessor
 from kzoo.models.task import Task
 from kzoo.preprocessing import check_texts
 from kzoo.utils.bucketing import bucket_length
-from kzoo.utils.serialization import register_serializable
+from kzoo.utils.serialization import deserialize_component, register_serializable
 from kzoo.utils.validation import check_int
 
 # Padded source and output lengths are rounded up to a multiple of this, so
@@ -72,15 +72,10 @@ class Seq2Seq(Task, Seq2SeqBackbone):
     generation_static_keys = ("memory", "memory_mask", "projected_keys")
 
     def __init__(self, source_vocab_size=None, target_vocab_size=None, *args, **kwargs):
-        preprocessor = kwargs.pop("preprocessor", None)
-        if isinstance(preprocessor, dict):
-            preprocessor = keras.saving.deserialize_keras_object(preprocessor)
+        preprocessor = deserialize_component(
+            kwargs.pop("preprocessor", None), Seq2SeqPreprocessor, "preprocessor"
+        )
         if preprocessor is not None:
-            if not isinstance(preprocessor, Seq2SeqPreprocessor):
-                raise TypeError(
-                    "`preprocessor` must be a kzoo.models.Seq2SeqPreprocessor or None. "
-                    f"Received: {type(preprocessor).__name__}"
-                )
             for name, value in (
                 ("source_vocab_size", preprocessor.source_vocabulary_size),
                 ("target_vocab_size", preprocessor.target_vocabulary_size),

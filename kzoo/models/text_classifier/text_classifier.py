@@ -7,7 +7,7 @@ from kzoo.models.checked_inputs import CheckedTokenInputs
 from kzoo.models.task import Task
 from kzoo.models.text_classifier.backbone import TextClassifierBackbone
 from kzoo.models.text_classifier.preprocessor import TextClassifierPreprocessor, is_text_input
-from kzoo.utils.serialization import register_serializable
+from kzoo.utils.serialization import deserialize_component, register_serializable
 from kzoo.utils.untracked import untracked_cache
 from kzoo.utils.validation import check_id_matrix, check_int, check_rate, check_seed
 
@@ -129,14 +129,10 @@ class TextClassifier(Task, CheckedTokenInputs, keras.Model):
         head_units = check_int(head_units, "head_units", minimum=0)
         head_dropout = check_rate(head_dropout, "head_dropout")
         num_classes = check_int(num_classes, "num_classes", minimum=2)
-        if isinstance(preprocessor, dict):
-            preprocessor = keras.saving.deserialize_keras_object(preprocessor)
+        preprocessor = deserialize_component(
+            preprocessor, TextClassifierPreprocessor, "preprocessor"
+        )
         if preprocessor is not None:
-            if not isinstance(preprocessor, TextClassifierPreprocessor):
-                raise TypeError(
-                    "`preprocessor` must be a TextClassifierPreprocessor or None. "
-                    f"Received: {type(preprocessor).__name__}"
-                )
             embedded = getattr(backbone, "vocabulary_size", None)
             if embedded is not None and embedded < preprocessor.vocabulary_size:
                 raise ValueError(
