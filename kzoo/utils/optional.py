@@ -41,7 +41,7 @@ def require(module, extra, feature=None):
     Raises:
         ValueError: `extra` is not one of kzoo's extras, or `module` is not
             a package that `extra` installs.
-        ImportError: the module is not installed (its `name` is the missing
+        ModuleNotFoundError: the module is not installed (its `name` is the missing
             top-level package); the message says `pip install "kzoo[<extra>]"`.
             Errors raised while importing an installed module propagate as
             they are.
@@ -71,7 +71,7 @@ def require(module, extra, feature=None):
             message = f"{feature} needs the package {top!r}, which is not installed."
         else:
             message = f"The package {top!r} (to import {module!r}) is not installed."
-        raise ImportError(
+        raise ModuleNotFoundError(
             f'{message} Install it with: pip install "kzoo[{extra}]"',
             name=top,
         ) from error

@@ -311,16 +311,16 @@ def test_crf_over_zero_time_steps_is_the_empty_row_result():
 
 def test_seq2seq_generate_after_a_rejected_call(seq2seq):
     source = np.array([[3, 4, 5], [6, 0, 0]])
-    before = seq2seq.generate(source, max_length=5)
-    beam_before = seq2seq.generate(source, max_length=5, beam_width=2)
+    before, _ = seq2seq.generate(source, max_length=5)
+    beam_before, _ = seq2seq.generate(source, max_length=5, sampler="beam", num_beams=2)
     for bad in (np.array([3, 4, 5]), np.zeros((2, 3, 1), "int32"), None, []):
         with pytest.raises(ValueError, match="source_ids"):
             seq2seq.generate(bad, max_length=5)
         with pytest.raises(ValueError, match="source_ids"):
-            seq2seq.generate(bad, max_length=5, beam_width=2)
-    np.testing.assert_array_equal(seq2seq.generate(source, max_length=5), before)
-    beam_after = seq2seq.generate(source, max_length=5, beam_width=2)
-    np.testing.assert_array_equal(beam_after[0], beam_before[0])
+            seq2seq.generate(bad, max_length=5, sampler="beam", num_beams=2)
+    np.testing.assert_array_equal(seq2seq.generate(source, max_length=5)[0], before)
+    beam_after, _ = seq2seq.generate(source, max_length=5, sampler="beam", num_beams=2)
+    np.testing.assert_array_equal(beam_after, beam_before)
 
 
 def test_models_work_after_keras_rejects_a_predict(classifier, language_model):
@@ -436,10 +436,10 @@ def test_missing_keras_hub_names_the_extra_and_leaves_beam_search_working(
             language_model.generate([1, 2], max_length=4, sampler="top_k", k=2)
         # Beam search is kzoo's own: it works without keras-hub, and after the
         # failed greedy call.
-        tokens, scores = model.generate(source, max_length=4, beam_width=2)
+        tokens, scores = model.generate(source, max_length=4, sampler="beam", num_beams=2)
         assert tokens.shape == (1, 1, 4) and np.isfinite(scores).all()
     # With keras-hub back, greedy search runs on the same model.
-    assert model.generate(source, max_length=4).shape == (1, 4)
+    assert model.generate(source, max_length=4)[0].shape == (1, 1, 4)
 
 
 # --- 6. empty and None inputs -----------------------------------------------------

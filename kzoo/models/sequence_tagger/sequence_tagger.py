@@ -1,5 +1,7 @@
 """`SequenceTagger`: raw sentences in, one tag per token out (e.g. CoNLL-2003 NER)."""
 
+import inspect
+
 import keras
 import numpy as np
 from keras import ops
@@ -19,7 +21,6 @@ from kzoo.utils.untracked import untracked_cache
 from kzoo.utils.validation import (
     check_choice,
     check_int,
-    check_rate,
     check_seed,
     check_token_ids,
     concrete_numpy,
@@ -27,6 +28,26 @@ from kzoo.utils.validation import (
 
 DECODERS = ("softmax", "crf")
 INPUTS = ("words", "chars", "casing")
+# `SequenceTaggerBackbone` arguments a tagger takes by name (besides
+# `max_word_length`, which the preprocessor shares); their defaults are the
+# backbone's.
+BACKBONE_ARGUMENTS = (
+    "word_dim",
+    "char_encoder",
+    "char_dim",
+    "char_units",
+    "use_casing",
+    "casing_dim",
+    "lstm_units",
+    "num_layers",
+    "dropout",
+    "word_dropout",
+)
+BACKBONE_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(SequenceTaggerBackbone.__init__).parameters.items()
+    if name in BACKBONE_ARGUMENTS
+}
 
 
 def _read_from(part, name):
@@ -67,19 +88,7 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
         tags: list of tag strings; a tag's id is its index.
         char_vocabulary: list of characters (id = index + 2); required when
             `char_encoder` is set.
-        word_dim: word embedding size.
-        char_encoder: `"cnn"`, `"lstm"` or `None` (no character features).
-        char_dim: character embedding size.
-        char_units: CNN filters or char-LSTM units per direction.
         max_word_length: characters kept per token (longer tokens are cut).
-        use_casing: add a casing embedding (`CASINGS`).
-        casing_dim: casing embedding size.
-        lstm_units: units per direction of each BiLSTM layer.
-        num_layers: number of BiLSTM layers.
-        dropout: dropout on the token features, between BiLSTM layers and
-            before the output layer, in [0, 1).
-        word_dropout: probability in [0, 1) of replacing a training word by
-            the unknown id (`kzoo.layers.UnknownWordDropout`); 0 = off.
         decoder: `"crf"` or `"softmax"`.
         lowercase: lower-case words before the vocabulary lookup (the
             characters and casing keep the case).
@@ -87,7 +96,11 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
         buckets: sentence lengths that batches are padded to (longer ones are
             padded to a multiple of the largest).
         seed: int seed for dropout.
-        **kwargs: `keras.Model` arguments (`name`).
+        **kwargs: the `SequenceTaggerBackbone` arguments (`word_dim`,
+            `char_encoder`, `char_dim`, `char_units`, `use_casing`,
+            `casing_dim`, `lstm_units`, `num_layers`, `dropout` (also before
+            the output layer), `word_dropout`; see its docstring), and
+            `keras.Model` arguments (`name`).
 
     Call arguments:
         inputs: dict of int arrays `"words"` `(batch, time)`, `"chars"`
@@ -126,17 +139,7 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
         word_vocabulary,
         tags,
         char_vocabulary=None,
-        word_dim=100,
-        char_encoder="cnn",
-        char_dim=25,
-        char_units=50,
         max_word_length=20,
-        use_casing=True,
-        casing_dim=8,
-        lstm_units=100,
-        num_layers=1,
-        dropout=0.5,
-        word_dropout=0.0,
         decoder="crf",
         lowercase=True,
         normalize_digits=True,
@@ -144,6 +147,10 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
         seed=None,
         **kwargs,
     ):
+        # The backbone's arguments (`word_dim`, `lstm_units`, `dropout`, ...)
+        # come in through `kwargs`, next to `name`.
+        backbone_arguments = {k: kwargs.pop(k) for k in BACKBONE_ARGUMENTS if k in kwargs}
+        char_encoder = backbone_arguments.get("char_encoder", BACKBONE_DEFAULTS["char_encoder"])
         check_choice(char_encoder, CHAR_ENCODERS, "char_encoder")
         if char_encoder is not None and not char_vocabulary:
             raise ValueError(
@@ -152,7 +159,6 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
                 f"{char_vocabulary!r}"
             )
         decoder = check_choice(decoder, DECODERS, "decoder")
-        dropout = check_rate(dropout, "dropout")
         seed = check_seed(seed)
         preprocessor = SequenceTaggerPreprocessor(
             word_vocabulary,
@@ -166,19 +172,11 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
         backbone = SequenceTaggerBackbone(
             preprocessor.word_vocabulary_size,
             preprocessor.char_vocabulary_size if char_encoder else None,
-            word_dim=word_dim,
-            char_encoder=char_encoder,
-            char_dim=char_dim,
-            char_units=char_units,
             max_word_length=max_word_length,
-            use_casing=use_casing,
-            casing_dim=casing_dim,
-            lstm_units=lstm_units,
-            num_layers=num_layers,
-            dropout=dropout,
-            word_dropout=word_dropout,
             seed=seed,
+            **backbone_arguments,
         )
+        dropout = backbone.get_config()["dropout"]
 
         # === Functional graph: the head extends the backbone's graph ===
         # (the layers keep the names and weight paths they had before the
@@ -232,22 +230,8 @@ class SequenceTagger(Task, CheckedTokenInputs, keras.Model):
             "word_vocabulary": preprocessor["word_vocabulary"],
             "tags": preprocessor["tags"],
             "char_vocabulary": preprocessor["char_vocabulary"],
-            **{
-                key: backbone[key]
-                for key in (
-                    "word_dim",
-                    "char_encoder",
-                    "char_dim",
-                    "char_units",
-                    "max_word_length",
-                    "use_casing",
-                    "casing_dim",
-                    "lstm_units",
-                    "num_layers",
-                    "dropout",
-                    "word_dropout",
-                )
-            },
+            "max_word_length": backbone["max_word_length"],
+            **{key: backbone[key] for key in BACKBONE_ARGUMENTS},
             "decoder": self.decoder_type,
             "lowercase": preprocessor["lowercase"],
             "normalize_digits": preprocessor["normalize_digits"],
