@@ -9,9 +9,11 @@
 * `training_callbacks`: the task's real metric each epoch (`EpochMetric`),
   the best model (`BestModel`), early stopping, a CSV log, TensorBoard on
   TensorFlow, and the backup, in one call.
+* `progress`: the same progress bar with ETA for data loading and prediction.
 """
 
 from kzoo.recipes.callbacks import BestModel, EpochMetric, training_callbacks
+from kzoo.recipes.progress import progress
 from kzoo.recipes.run_folder import RunFolder
 from kzoo.recipes.settings import RunOptions, parse_settings
 from kzoo.recipes.training_backup import TrainingBackup
@@ -23,5 +25,6 @@ __all__ = [
     "RunOptions",
     "TrainingBackup",
     "parse_settings",
+    "progress",
     "training_callbacks",
 ]
