@@ -124,9 +124,12 @@ def _forecast_csv(name, folder):
 )
 def test_predict_runs_every_task_from_its_preset(name, capsys, tmp_path):
     """`python -m kzoo predict PRESET ... --json` gives the task API's recorded outputs."""
-    expected = _recorded().get(name)
-    if expected is None:
-        pytest.skip(f"no recorded outputs for {name!r} in tests/models/preset_outputs.json yet")
+    recorded = _recorded()
+    assert name in recorded, (
+        f"tests/models/preset_outputs.json has no recorded outputs for {name!r}: "
+        f"record them with: KERAS_BACKEND=jax python tests/models/test_presets.py --record {name}"
+    )
+    expected = recorded[name]
     if name.startswith("forecast"):
         document = _cli_json(["predict", name, _forecast_csv(name, tmp_path), "--column",
                               "-1"], capsys)  # fmt: skip
