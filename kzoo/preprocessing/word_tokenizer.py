@@ -10,12 +10,14 @@ saved model turns raw strings into ids on every Keras backend:
   \\r) only, so e.g. a no-break space stays inside a token.
 """
 
+import collections
 import re
 
 import numpy as np
 
 from kzoo.utils.bucketing import pad_rows
 from kzoo.utils.serialization import register_serializable
+from kzoo.utils.validation import check_int
 
 STANDARDIZE_MODES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
 
@@ -185,6 +187,81 @@ class WordTokenizer:
             replace_br_tags=replace_br_tags,
             truncating=truncating,
         )
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts,
+        max_tokens=None,
+        min_count=1,
+        sequence_length=None,
+        standardize="lower_and_strip_punctuation",
+        replace_br_tags=True,
+        truncating="post",
+        verbose=0,
+    ):
+        """Learns the vocabulary of `texts`, as `TextVectorization.adapt` does.
+
+        Plain Python (no TensorFlow): every text is tokenized as `tokenize`
+        does, the tokens are counted, and the vocabulary is `""`, `"[UNK]"`,
+        then the words by decreasing count, ties broken by decreasing UTF-8
+        bytes (Keras's `IndexLookup.finalize_state` sorts with
+        `np.lexsort((tokens, counts))[::-1]`). With the same `standardize`
+        and `max_tokens` (and `replace_br_tags=False`, or texts without
+        `<br />`), the vocabulary equals that of
+        `keras.layers.TextVectorization(max_tokens=max_tokens,
+        standardize=standardize).adapt(texts)`.
+
+        Args:
+            texts: a list, tuple or 1-D array of str (or UTF-8 bytes).
+            max_tokens: optional int >= 3: the size of the vocabulary,
+                padding and out-of-vocabulary entries included (as in
+                `TextVectorization`). `None`: every word kept.
+            min_count: int >= 1: words seen fewer times are left out (an
+                addition to `TextVectorization`; the default 1 keeps all).
+            sequence_length: see the class arguments.
+            standardize: see the class arguments.
+            replace_br_tags: see the class arguments.
+            truncating: see the class arguments.
+            verbose: 1 shows a progress bar over the texts, 0 is silent.
+
+        Returns:
+            A `WordTokenizer`.
+
+        Example:
+
+        >>> tok = WordTokenizer.from_texts(["a b b", "c b a"], max_tokens=4)
+        >>> tok.vocabulary
+        ['', '[UNK]', 'b', 'a']
+        """
+        max_tokens = check_int(max_tokens, "max_tokens", minimum=3, allow_none=True)
+        min_count = check_int(min_count, "min_count", minimum=1)
+        texts = check_texts(texts)
+        # Checks the other arguments before the (long) count.
+        tokenizer = cls(
+            [PAD_TOKEN, OOV_TOKEN],
+            sequence_length=sequence_length,
+            standardize=standardize,
+            replace_br_tags=replace_br_tags,
+            truncating=truncating,
+        )
+        if verbose:
+            from kzoo.recipes.progress import progress
+
+            texts = progress(texts, label="Counting words", unit="texts", verbose=verbose)
+        counts = collections.Counter()
+        for text in texts:
+            counts.update(tokenizer.tokenize(text))
+        # The special tokens are never learned (TextVectorization drops them too).
+        counts.pop(PAD_TOKEN, None)
+        counts.pop(OOV_TOKEN, None)
+        words = [word for word, count in counts.items() if count >= min_count]
+        words.sort(key=lambda word: (counts[word], word.encode("utf-8")), reverse=True)
+        if max_tokens is not None:
+            words = words[: max_tokens - 2]
+        config = tokenizer.get_config()
+        config["vocabulary"] = [PAD_TOKEN, OOV_TOKEN] + words
+        return cls.from_config(config)
 
     def tokenize(self, text):
         """Splits one str into its standardized tokens (a list of str)."""
