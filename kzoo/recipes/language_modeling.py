@@ -1,0 +1,301 @@
+"""Stateful truncated-BPTT training with `fit`, written once for the language-model recipes.
+
+A recurrent language model trained by truncated backpropagation through time
+reads a long token stream as `batch_size` parallel rows and carries its
+recurrent state from one window of a row to the next (Zaremba et al.'s PTB
+reader). With Keras's `fit` that takes four pieces, all here:
+
+* `BPTTWindows`: the training data, a `keras.utils.PyDataset` whose batch `i`
+  continues batch `i - 1` row by row (never shuffled), with `set_epoch` so
+  that a resumed run sees the same windows; optionally the window boundaries
+  move by a random offset drawn from `(seed, epoch)` each epoch, so that no
+  token is always the first of its window (AWD-LSTM's variable BPTT length
+  serves the same end).
+* `ResetStates`: zeros the carried states when an epoch begins and before
+  Keras evaluates, so that each epoch starts from the state a resumed run
+  also starts from.
+* `StreamScore`: an `EpochMetric` giving the exact validation perplexity (or
+  bits per token) of the whole validation stream, state carried
+  (`LanguageModel.evaluate_stream`).
+* `TokenThroughput`: training tokens per second, for `timings.json`.
+
+And what the recipes' outputs share: `sample_texts` (text sampled at several
+temperatures) and `model_card` (the five sections of every kzoo model card).
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from kzoo.models.language_model.preprocessor import bptt_batches
+from kzoo.recipes.callbacks import EpochMetric
+from kzoo.utils.validation import check_bool, check_choice, check_int, check_seed
+
+CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
+
+
+class BPTTWindows(keras.utils.PyDataset):
+    """Consecutive windows of a token stream for a stateful model's `fit`.
+
+    The stream is cut into `batch_size` contiguous rows (`bptt_batches`); batch
+    `i` holds window `i` of every row, so row `b` of batch `i` continues row
+    `b` of batch `i - 1` and a stateful model carries its state across them.
+    The order is the point: give `fit` `shuffle=False`.
+
+    With `random_offset=True` the stream starts `r` tokens later in each epoch,
+    `r` drawn in `[0, sequence_length)` from `(seed, epoch)`: the windows cut
+    the text at other places each epoch, and a resumed run draws the same `r`.
+    The number of batches is the same every epoch (that of the shortest
+    shifted stream).
+
+    Args:
+        token_ids: 1-D int array, the training stream.
+        batch_size: positive int, the number of parallel rows (the stateful
+            model's fixed batch size).
+        sequence_length: positive int, the BPTT window.
+        seed: int seed of the per-epoch offsets (needed with `random_offset`).
+        random_offset: whether the windows move by a random offset each epoch.
+        **kwargs: `keras.utils.PyDataset` arguments; keep the default
+            `workers=1` so that no batch is read before its epoch begins.
+
+    Example:
+
+    >>> train = BPTTWindows(ids, batch_size=20, sequence_length=35, seed=1)
+    >>> model.fit(train, epochs=10, shuffle=False, callbacks=[ResetStates()])
+    """
+
+    def __init__(
+        self, token_ids, batch_size, sequence_length, seed=None, random_offset=False, **kwargs
+    ):
+        super().__init__(**kwargs)
+        ids = np.asarray(token_ids)
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(
+                "`token_ids` must be a 1-D array of int token ids. Received: "
+                f"dtype {ids.dtype}, shape {ids.shape}"
+            )
+        self.token_ids = ids
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.sequence_length = check_int(sequence_length, "sequence_length", minimum=1)
+        self.random_offset = check_bool(random_offset, "random_offset")
+        self.seed = check_seed(seed)
+        if self.random_offset and self.seed is None:
+            raise ValueError("`random_offset=True` needs an int `seed` (the offsets come from it).")
+        shortest = ids[: len(ids) - (self.sequence_length - 1 if self.random_offset else 0)]
+        # Raises a clear error when the stream is too short.
+        x, _ = bptt_batches(shortest, self.batch_size, self.sequence_length)
+        self.num_windows = len(x) // self.batch_size
+        self.epoch = None
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        """Cuts the windows of `epoch` (its random offset, if any)."""
+        epoch = check_int(epoch, "epoch", minimum=0)
+        if epoch == self.epoch:
+            return
+        self.offset = 0
+        if self.random_offset:
+            rng = np.random.default_rng([self.seed, epoch])
+            self.offset = int(rng.integers(self.sequence_length))
+        x, y = bptt_batches(self.token_ids[self.offset :], self.batch_size, self.sequence_length)
+        rows = self.num_windows * self.batch_size
+        self.x, self.y, self.epoch = x[:rows], y[:rows], epoch
+
+    @property
+    def tokens_per_epoch(self):
+        """Target tokens trained on in one epoch."""
+        return self.num_windows * self.batch_size * self.sequence_length
+
+    def __len__(self):
+        return self.num_windows
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.num_windows:
+            raise IndexError(f"Batch {index} out of range: there are {self.num_windows}.")
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[rows], self.y[rows]
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zeros a stateful model's carried states as each epoch begins and before evaluation.
+
+    Every epoch then starts from the same (zero) state, the one a run resumed
+    at an epoch boundary starts from, and `fit(validation_data=...)` neither
+    sees the training state nor leaves its own behind for the next epoch.
+    The model needs a `reset_states()` method (`kzoo.models.LanguageModel`).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_states()
+
+    def on_test_begin(self, logs=None):
+        self.model.reset_states()
+
+
+class StreamScore(EpochMetric):
+    """The exact perplexity (or bits per token) of a held-out stream, each epoch.
+
+    Scores every token of `token_ids` with `LanguageModel.evaluate_stream`
+    (state carried across the stream, no dropout) and puts the chosen
+    quantity into the logs as `name`, where `BestModel`, `EarlyStopping`,
+    `ReduceLROnPlateau` and the CSV log see it. Lower is better (`mode="min"`).
+
+    Args:
+        token_ids: 1-D int array, e.g. the validation stream.
+        name: the log key (default `"val_perplexity"`).
+        quantity: `"perplexity"`, `"bits_per_token"` or `"loss"` (nats per token).
+        batch_size: parallel contiguous parts of the stream (1 scores every token).
+        sequence_length: tokens per compiled call (memory and speed only).
+        start_token_id: optional context of the first token (PTB: `<eos>`).
+        every: score at epochs 0, every, 2*every, ... and the last.
+
+    Attributes:
+        result: the whole `evaluate_stream` dict of the last scoring.
+
+    Example:
+
+    >>> score = StreamScore(valid_ids, start_token_id=eos)
+    >>> callbacks, backup = training_callbacks(run, "val_perplexity", "min", metrics=[score])
+    """
+
+    QUANTITIES = ("perplexity", "bits_per_token", "loss")
+
+    def __init__(
+        self,
+        token_ids,
+        name="val_perplexity",
+        quantity="perplexity",
+        batch_size=1,
+        sequence_length=256,
+        start_token_id=None,
+        every=1,
+    ):
+        self.quantity = check_choice(quantity, self.QUANTITIES, "quantity")
+        self.token_ids = np.asarray(token_ids)
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.sequence_length = check_int(sequence_length, "sequence_length", minimum=1)
+        self.start_token_id = start_token_id
+        self.result = None
+        super().__init__(name, self._score, every=every)
+
+    def evaluate(self, model):
+        """The whole `evaluate_stream` dict of `model` on the stream (also kept as `result`)."""
+        self.result = model.evaluate_stream(
+            self.token_ids,
+            batch_size=self.batch_size,
+            sequence_length=self.sequence_length,
+            start_token_id=self.start_token_id,
+        )
+        return self.result
+
+    def _score(self, model):
+        return self.evaluate(model)[self.quantity]
+
+
+class TokenThroughput(keras.callbacks.Callback):
+    """Measures training tokens per second, epoch by epoch.
+
+    An epoch's time runs from its start to its end before the callbacks after
+    this one (put it first, so validation scoring is not counted); the first
+    epoch of a process includes the compilation.
+
+    Args:
+        tokens_per_batch: target tokens in one training batch
+            (`batch_size * sequence_length`).
+
+    Attributes:
+        epochs: list of `(epoch, seconds, tokens)`, one per epoch trained in
+            this process.
+    """
+
+    def __init__(self, tokens_per_batch):
+        super().__init__()
+        self.tokens_per_batch = check_int(tokens_per_batch, "tokens_per_batch", minimum=1)
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._batches = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        self.epochs.append((epoch, seconds, self._batches * self.tokens_per_batch))
+
+    def summary(self):
+        """`{"train_seconds", "train_tokens", "tokens_per_second", ...}` of this process."""
+        seconds = sum(s for _, s, _ in self.epochs)
+        tokens = sum(t for _, _, t in self.epochs)
+        summary = {
+            "epochs_trained": len(self.epochs),
+            "train_seconds": round(seconds, 2),
+            "train_tokens": tokens,
+            "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
+        }
+        if len(self.epochs) > 1:  # without the first epoch's compilation
+            rest = self.epochs[1:]
+            summary["tokens_per_second_after_first_epoch"] = round(
+                sum(t for _, _, t in rest) / sum(s for _, s, _ in rest), 1
+            )
+        return summary
+
+
+def sample_texts(model, prompt, temperatures, max_length, seed):
+    """Text sampled from `model` at each temperature: a list of `(temperature, text)`.
+
+    Args:
+        model: a `kzoo.models.LanguageModel` with a vocabulary.
+        prompt: the text to continue.
+        temperatures: floats > 0 (below 1: safer, above: more varied).
+        max_length: tokens in each result, the prompt's included.
+        seed: int seed of the sampler (the same seed gives the same text).
+    """
+    return [
+        (
+            float(t),
+            model.generate(
+                prompt, max_length=max_length, sampler="random", temperature=t, seed=seed
+            ),
+        )
+        for t in temperatures
+    ]
+
+
+def format_samples(samples, prompt):
+    """The samples of `sample_texts` as Markdown, one fenced block per temperature."""
+    blocks = [
+        f"Temperature {t:g} (prompt {prompt!r}):\n\n```\n{text.strip()}\n```" for t, text in samples
+    ]
+    return "\n\n".join(blocks)
+
+
+def model_card(title, summary, **sections):
+    """A model card in Markdown with kzoo's five sections, in their order.
+
+    Args:
+        title: the model's name (the `#` heading).
+        summary: a paragraph under the title (what the model is).
+        **sections: the body of each section, keyed `intended_use`,
+            `limitations`, `data` (with a line starting `Licence:`), `metrics`
+            (with the command that produced them) and `training`; all five are
+            required, no others are accepted.
+
+    Returns:
+        The card's text.
+    """
+    keys = [s.lower().replace(" ", "_") for s in CARD_SECTIONS]
+    missing = [k for k in keys if not sections.get(k)]
+    unknown = sorted(set(sections) - set(keys))
+    if missing or unknown:
+        raise ValueError(
+            f"A model card needs exactly the sections {keys}. Missing or empty: {missing}; "
+            f"unknown: {unknown}."
+        )
+    if "Licence:" not in sections["data"]:
+        raise ValueError("The `data` section of a model card needs a line starting 'Licence:'.")
+    parts = [f"# {title}", summary.strip()]
+    for heading, key in zip(CARD_SECTIONS, keys):
+        parts.append(f"## {heading}\n\n{sections[key].strip()}")
+    return "\n\n".join(parts) + "\n"
