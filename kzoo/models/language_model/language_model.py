@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from kzoo.metrics.perplexity import Perplexity
-from kzoo.models.language_model.backbone import LanguageModelBackbone
+from kzoo.models.language_model.backbone import AWD_DEFAULTS, LanguageModelBackbone
 from kzoo.models.language_model.preprocessor import (
     TOKEN_LEVELS,
     LanguageModelPreprocessor,
@@ -53,8 +53,13 @@ class LanguageModel(Task, LanguageModelBackbone):
         token_level: `"character"` (default: text is split into characters)
             or `"word"` (split on whitespace); used only with `vocabulary`.
         seed: optional int seed of the dropout layers.
-        **kwargs: the other arguments of `LanguageModelBackbone` (`embedding_dim`,
-            `units`, ... as above) and `keras.Model` arguments (`name`, `dtype`).
+        **kwargs: the other arguments of `LanguageModelBackbone`: the
+            AWD-LSTM options (`input_dropout`, `hidden_dropout`,
+            `output_dropout`, `variational_dropout`, `embedding_dropout`,
+            `recurrent_weight_dropout`, `activation_regularization`,
+            `temporal_activation_regularization`) and training with a sampled
+            softmax (`softmax="sampled"`, `num_sampled`), all off by default;
+            and `keras.Model` arguments (`name`, `dtype`).
 
     Called like `LanguageModelBackbone`: `(batch, time)` token ids in,
     `(batch, time, vocabulary_size)` logits out.
@@ -321,6 +326,8 @@ class LanguageModel(Task, LanguageModelBackbone):
                 "batch_size": batch_size,
                 "dropout": 0.0,
             }
+            for name in AWD_DEFAULTS:  # training-only options: off for scoring
+                config.pop(name, None)
             return LanguageModelBackbone.from_config(config)
 
         twins = untracked_cache(self, "stream_twins", max_size=MAX_STREAM_TWINS)
