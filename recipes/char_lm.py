@@ -1,307 +1,267 @@
 """Character-level LSTM language model on Tiny Shakespeare (or Nietzsche).
 
-Trains `kzoo.models.LanguageModel` on next-character prediction with truncated
-backpropagation through time: the corpus is cut into BATCH_SIZE contiguous
-rows and the LSTM state is carried from one window to the next (stateful
-model, states reset at each epoch). Prints the validation loss in nats and
-bits per character and samples at several temperatures after every epoch,
-then saves the model and a model card to saved_models/.
+Trains `kzoo.models.LanguageModel` on next-character prediction with
+truncated backpropagation through time: the text is read as `batch_size`
+parallel rows and the LSTM state is carried from one window to the next
+(`kzoo.recipes.language_modeling`). After each epoch it scores the whole
+validation text (the last `valid_fraction` of the corpus) in bits per
+character; the best epoch's model is kept, sampled at several temperatures,
+and saved with a model card. A killed run continues where it stopped when
+the same command is run again.
 
-    KERAS_BACKEND=tensorflow python recipes/char_lm.py                     # full run
-    KERAS_BACKEND=tensorflow python recipes/char_lm.py --time-budget-minutes 25
-    KERAS_BACKEND=jax python recipes/char_lm.py --corpus nietzsche
-    KERAS_BACKEND=torch python recipes/char_lm.py --quick                  # CI smoke test
+    python recipes/char_lm.py                        # full run (~50 min on 2 cores)
+    python recipes/char_lm.py --corpus nietzsche
+    python recipes/char_lm.py --quick                # smoke run, about a minute
+    python recipes/char_lm.py --publish              # also copy into saved_models/
 
-Data: kzoo.datasets.text_corpora (set KZOO_DATA_DIR=/path/to/shared/data to
-work offline). The last VALID_FRACTION of the text is the validation split.
+Select the backend with KERAS_BACKEND (tensorflow, jax or torch); set
+KZOO_DATA_DIR=/path/to/shared/data to work offline. Writes into
+runs/char_lm/<backend>[-quick]-seed<seed>/: model.keras (stateless, any batch
+size), best.keras, model_card.md, samples.md, metrics.json (validation
+bits/char), timings.json (tokens/s), log.csv and backup/. `--publish` copies
+the model and card to saved_models/char_lm_<corpus>.{keras,md}.
 """
 
-import argparse
+import dataclasses
 import math
 import os
 import sys
-import tempfile
-import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+import keras
+import numpy as np
 
-import keras  # noqa: E402  (after the path set-up; KERAS_BACKEND picks the backend)
-import numpy as np  # noqa: E402
+from kzoo.datasets.text_corpora import load_text
+from kzoo.models import LanguageModel
+from kzoo.models.language_model import LanguageModelPreprocessor
+from kzoo.recipes import BestModel, RunFolder, parse_settings, training_callbacks
+from kzoo.recipes import language_modeling as lm
 
-from kzoo.callbacks import TrainingBudget  # noqa: E402
-from kzoo.datasets.text_corpora import load_text  # noqa: E402
-from kzoo.models import LanguageModel  # noqa: E402
-from kzoo.models.language_model import bptt_batches  # noqa: E402
-from kzoo.utils import check_writable_folder, float_range, int_range, write_text  # noqa: E402
 
-# === Settings (a full run) ===
-CORPUS = "tinyshakespeare"
-VALID_FRACTION = 0.1
-EMBEDDING_DIM = 64
-HIDDEN_UNITS = 512
-NUM_LAYERS = 2
-CELL = "lstm"
-DROPOUT = 0.25
-BATCH_SIZE = 64
-SEQUENCE_LENGTH = 100
-EPOCHS = 25
-LEARNING_RATE = 2e-3  # Adam, cosine-decayed to 10% over EPOCHS
-CLIPNORM = 5.0  # global gradient norm
-LOG_EVERY = 50  # training steps between progress lines
-VALID_BATCH_SIZE = 32  # parallel contiguous parts of the validation text
-SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
-SAMPLE_LENGTH = 300
-SAMPLE_PROMPT = "\n"
-MAX_FILE_MB = 10.0  # larger float32 weights are stored as float16
-SEED = 1
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    corpus: str = dataclasses.field(
+        default="tinyshakespeare", metadata={"choices": ("tinyshakespeare", "nietzsche")}
+    )
+    max_chars: int | None = dataclasses.field(
+        default=None, metadata={"help": "use the first N characters only (none: all)", "min": 100}
+    )
+    valid_fraction: float = dataclasses.field(
+        default=0.1,
+        metadata={"help": "the last part of the text held out", "min": 0.01, "max": 0.5},
+    )
+    embedding_dim: int = dataclasses.field(default=64, metadata={"min": 1})
+    units: int = dataclasses.field(default=512, metadata={"help": "units per layer", "min": 1})
+    num_layers: int = dataclasses.field(default=2, metadata={"min": 1})
+    cell_type: str = dataclasses.field(default="lstm", metadata={"choices": ("lstm", "gru")})
+    dropout: float = dataclasses.field(default=0.25, metadata={"min": 0.0, "max": 0.95})
+    batch_size: int = dataclasses.field(
+        default=64, metadata={"help": "parallel rows of the text", "min": 1}
+    )
+    sequence_length: int = dataclasses.field(
+        default=100, metadata={"help": "BPTT window (characters)", "min": 1}
+    )
+    random_offset: bool = dataclasses.field(
+        default=False, metadata={"help": "move the windows by a random offset each epoch"}
+    )
+    epochs: int = dataclasses.field(default=25, metadata={"min": 1})
+    learning_rate: float = dataclasses.field(
+        default=2e-3, metadata={"help": "Adam, cosine-decayed to 10%", "min": 0.0}
+    )
+    clipnorm: float = dataclasses.field(
+        default=5.0, metadata={"help": "global gradient norm clip", "min": 0.0}
+    )
+    patience: int = dataclasses.field(
+        default=3, metadata={"help": "epochs without a better validation score", "min": 1}
+    )
+    valid_batch_size: int = dataclasses.field(
+        default=32, metadata={"help": "contiguous parts of the validation text", "min": 1}
+    )
+    sample_length: int = dataclasses.field(
+        default=300, metadata={"help": "characters per sample", "min": 1}
+    )
 
-# --quick: a few steps of a tiny model on a slice of the corpus (CI).
-QUICK = dict(
-    max_chars=20_000,
-    embedding_dim=8,
-    hidden_units=16,
-    batch_size=8,
-    sequence_length=25,
-    epochs=1,
-    max_steps=6,
-    sample_length=40,
-    valid_chars=2_000,
+
+QUICK = {
+    "max_chars": 60_000,
+    "embedding_dim": 16,
+    "units": 128,
+    "dropout": 0.0,
+    "batch_size": 16,
+    "sequence_length": 50,
+    "epochs": 4,
+    "learning_rate": 5e-3,
+    "valid_batch_size": 4,
+    "sample_length": 80,
+}
+SMOKE = (
+    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
+    "training works, not how good the full model is."
 )
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", default=CORPUS, choices=["tinyshakespeare", "nietzsche"])
-    # Flags that --quick also sets default to None: a value given on the
-    # command line wins over both the full-run and the quick settings.
-    positive = int_range(1)
-    parser.add_argument("--embedding-dim", type=positive, default=None, help=f"{EMBEDDING_DIM}")
-    parser.add_argument("--hidden-units", type=positive, default=None, help=f"{HIDDEN_UNITS}")
-    parser.add_argument("--num-layers", type=positive, default=NUM_LAYERS)
-    parser.add_argument("--cell", default=CELL, choices=["lstm", "gru"])
-    parser.add_argument("--dropout", type=float_range(0, 1, max_inclusive=False), default=DROPOUT)
-    parser.add_argument("--batch-size", type=positive, default=None, help=f"{BATCH_SIZE}")
-    parser.add_argument("--sequence-length", type=positive, default=None, help=f"{SEQUENCE_LENGTH}")
-    parser.add_argument("--epochs", type=positive, default=None, help=f"{EPOCHS}")
-    parser.add_argument(
-        "--learning-rate", type=float_range(0, min_inclusive=False), default=LEARNING_RATE
-    )
-    parser.add_argument(
-        "--stateful",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="carry the LSTM state between consecutive windows (default: on)",
-    )
-    parser.add_argument(
-        "--time-budget-minutes",
-        type=float_range(0, min_inclusive=False),
-        default=None,
-        help="stop training after this much wall time, then evaluate and save",
-    )
-    parser.add_argument(
-        "--max-steps", type=positive, default=None, help="stop after this many steps"
-    )
-    parser.add_argument(
-        "--output-dir", default=None, help="default: saved_models/ (quick: a temp dir)"
-    )
-    parser.add_argument("--seed", type=int_range(0), default=SEED)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
-    args = parser.parse_args(argv)
-    full = dict(
-        embedding_dim=EMBEDDING_DIM,
-        hidden_units=HIDDEN_UNITS,
-        batch_size=BATCH_SIZE,
-        sequence_length=SEQUENCE_LENGTH,
-        epochs=EPOCHS,
-    )
-    for key, value in full.items():
-        if getattr(args, key) is None:
-            setattr(args, key, QUICK[key] if args.quick else value)
-    if args.quick and args.max_steps is None:
-        args.max_steps = QUICK["max_steps"]
-    if args.output_dir is None:
-        args.output_dir = (
-            tempfile.mkdtemp(prefix="char_lm_quick_")
-            if args.quick
-            else os.path.join(REPO_ROOT, "saved_models")
-        )
-    try:  # before any data is loaded or any model trained
-        check_writable_folder(os.path.join(args.output_dir, "char_lm.md"))
-    except OSError as e:
-        parser.error(f"argument --output-dir: {e}")
-    return args
-
-
-def load_corpus(args):
-    text = load_text(args.corpus)
-    if args.quick:
-        text = text[: QUICK["max_chars"]]
-    split = int(len(text) * (1 - VALID_FRACTION))
-    train_text, valid_text = text[:split], text[split:]
-    if args.quick:
-        valid_text = valid_text[: QUICK["valid_chars"]]
-    vocabulary = sorted(set(text))
-    return train_text, valid_text, vocabulary
+TEMPERATURES = (0.5, 0.8, 1.0)
+PROMPT = "\n"
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    sample_length = QUICK["sample_length"] if args.quick else SAMPLE_LENGTH
-    output_dir = args.output_dir
-    keras.utils.set_random_seed(args.seed)
-    start = time.time()
-    seconds = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
-
-    train_text, valid_text, vocabulary = load_corpus(args)
-    model = LanguageModel(
-        vocabulary=vocabulary,
-        token_level="character",
-        embedding_dim=args.embedding_dim,
-        units=args.hidden_units,
-        num_layers=args.num_layers,
-        cell_type=args.cell,
-        dropout=args.dropout,
-        stateful=args.stateful,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        name=f"char_lm_{args.corpus}",
+    settings, options = parse_settings(
+        Settings, QUICK, argv=argv, recipe="char_lm", description=__doc__
     )
-    train_ids = np.asarray(model.encode(train_text), dtype="int32")
-    valid_ids = np.asarray(model.encode(valid_text), dtype="int32")
-    x, y = bptt_batches(train_ids, args.batch_size, args.sequence_length)
-    steps_per_epoch = len(x) // args.batch_size
-    total_steps = steps_per_epoch * args.epochs
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
+    keras.utils.set_random_seed(options.seed)
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print(SMOKE)
+    train_ids, valid_ids, vocabulary = load_corpus(settings)
+    model = build_model(settings, vocabulary, options.seed)
+    train = lm.BPTTWindows(
+        train_ids,
+        settings.batch_size,
+        settings.sequence_length,
+        seed=options.seed,
+        random_offset=settings.random_offset,
+    )
     schedule = keras.optimizers.schedules.CosineDecay(
-        args.learning_rate, decay_steps=max(total_steps, 1), alpha=0.1
+        settings.learning_rate, decay_steps=len(train) * settings.epochs, alpha=0.1
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=CLIPNORM),
+        optimizer=keras.optimizers.Adam(schedule, global_clipnorm=settings.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     print(
-        f"backend={keras.backend.backend()} corpus={args.corpus} train={len(train_ids):,} "
-        f"valid={len(valid_ids):,} chars, vocabulary={len(vocabulary)}, "
-        f"parameters={model.count_params():,}, {steps_per_epoch} steps/epoch"
+        f"{settings.corpus}: {len(train_ids):,} training and {len(valid_ids):,} validation "
+        f"characters, vocabulary {len(vocabulary)}, {model.count_params():,} parameters, "
+        f"{len(train)} steps per epoch"
     )
-
-    def validate():
-        result = model.evaluate_stream(
-            valid_ids, batch_size=min(VALID_BATCH_SIZE, len(valid_ids) - 1), sequence_length=256
+    validation = validation_score(valid_ids, settings)
+    throughput = lm.TokenThroughput(settings.batch_size * settings.sequence_length)
+    callbacks, backup = training_callbacks(
+        run,
+        monitor="val_bits_per_char",
+        mode="min",
+        patience=settings.patience,
+        metrics=[validation],
+        datasets=[train],
+        resume=options.resume,
+    )
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        model.fit(
+            train,
+            epochs=settings.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=[throughput, lm.ResetStates(), *callbacks],
         )
-        return result
+    model.load_weights(run.file("best.keras"))
+    metrics = evaluate(model, validation, callbacks)
+    samples = lm.sample_texts(model, PROMPT, TEMPERATURES, settings.sample_length, options.seed)
+    print(lm.format_samples(samples, PROMPT))
+    write_outputs(run, model, settings, options, metrics, samples, throughput, argv)
+    return metrics
 
-    def show_samples():
-        for temperature in SAMPLE_TEMPERATURES:
-            text = model.generate(
-                SAMPLE_PROMPT,
-                max_length=sample_length,
-                sampler="random",
-                temperature=temperature,
-                seed=args.seed,
-            )
-            print(f"--- sample, temperature {temperature}:\n{text.strip()}\n")
 
-    budget = TrainingBudget(seconds, total_steps)
-    history = []
-    step = 0
-    for epoch in range(1, args.epochs + 1):
-        model.reset_states()
-        for first in range(0, steps_per_epoch, LOG_EVERY):
-            steps = min(LOG_EVERY, steps_per_epoch - first, total_steps - step)
-            rows = slice(first * args.batch_size, (first + steps) * args.batch_size)
-            fit = model.fit(
-                x[rows],
-                y[rows],
-                batch_size=args.batch_size,
-                shuffle=False,
-                epochs=1,
-                verbose=0,
-                callbacks=[budget],
-            )
-            step = budget.steps
-            loss = fit.history["loss"][-1]
-            print(
-                f"epoch {epoch} step {step}/{total_steps} train loss {loss:.4f} nats "
-                f"({loss / math.log(2):.3f} bpc) {time.time() - start:.0f}s",
-                flush=True,
-            )
-            if budget.stopped:
-                break
-        valid = validate()
-        history.append((epoch, step, valid["loss"], time.time() - start))
-        print(
-            f"epoch {epoch}: validation loss {valid['loss']:.4f} nats/char, "
-            f"{valid['bits_per_token']:.4f} bits/char ({valid['tokens']:,} chars), "
-            f"{time.time() - start:.0f}s"
+def load_corpus(settings):
+    """`(train_ids, valid_ids, vocabulary)`: the text split at `1 - valid_fraction`."""
+    text = load_text(settings.corpus)
+    if settings.max_chars is not None:
+        text = text[: settings.max_chars]
+    vocabulary = sorted(set(text))
+    ids = np.asarray(LanguageModelPreprocessor(vocabulary).encode(text), dtype="int32")
+    split = int(len(ids) * (1 - settings.valid_fraction))
+    return ids[:split], ids[split:], vocabulary
+
+
+def build_model(settings, vocabulary, seed):
+    return LanguageModel(
+        vocabulary=vocabulary,
+        token_level="character",
+        embedding_dim=settings.embedding_dim,
+        units=settings.units,
+        num_layers=settings.num_layers,
+        cell_type=settings.cell_type,
+        dropout=settings.dropout,
+        stateful=True,
+        batch_size=settings.batch_size,
+        seed=seed,
+        name=f"char_lm_{settings.corpus}",
+    )
+
+
+def validation_score(valid_ids, settings):
+    return lm.StreamScore(
+        valid_ids,
+        name="val_bits_per_char",
+        quantity="bits_per_token",
+        batch_size=min(settings.valid_batch_size, len(valid_ids) - 1),
+    )
+
+
+def evaluate(model, validation, callbacks):
+    """The final metrics: the best model's score on the whole validation text."""
+    result = validation.evaluate(model)
+    best = next(c for c in callbacks if isinstance(c, BestModel))
+    return {
+        "valid_bits_per_char": result["bits_per_token"],
+        "valid_nats_per_char": result["loss"],
+        "valid_characters": result["tokens"],
+        "best_epoch": best.best_epoch + 1,
+        "vocabulary_size": model.vocabulary_size,
+        "uniform_bits_per_char": math.log2(model.vocabulary_size),
+    }
+
+
+def write_outputs(run, model, settings, options, metrics, samples, throughput, argv):
+    dtype = model.save_stateless(run.file("model.keras"))
+    run.record("model.keras")
+    run.write_json("metrics.json", metrics)
+    run.write_json("timings.json", throughput.summary())
+    run.write_text("samples.md", lm.format_samples(samples, PROMPT) + "\n")
+    run.write_text("model_card.md", model_card(model, settings, metrics, samples, dtype, argv))
+    for name in ("best.keras", "log.csv"):
+        run.record(name)
+    if options.publish:
+        stem = f"char_lm_{settings.corpus}"
+        run.publish(
+            ["model.keras", "model_card.md"],
+            "saved_models",
+            rename={"model.keras": f"{stem}.keras", "model_card.md": f"{stem}.md"},
         )
-        show_samples()
-        if budget.stopped:
-            print(f"stopped: {budget.reason}")
-            break
-
-    train_seconds = time.time() - start
-    path, dtype = _save(model, output_dir)
-    card = _model_card(args, model, history, valid, train_seconds, step, path, dtype, sample_length)
-    card_path = os.path.splitext(path)[0] + ".md"
-    write_text(card_path, card)
-    print(f"saved {path} ({os.path.getsize(path) / 1e6:.2f} MB) and {card_path}")
-    return {"valid": valid, "seconds": train_seconds, "steps": step, "path": path}
-
-
-def _save(model, output_dir):
-    """Saves a stateless copy (any batch size) as <output_dir>/<name>.keras."""
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, f"{model.name}.keras")
-    return path, model.save_stateless(path, max_megabytes=MAX_FILE_MB)
-
-
-def _model_card(args, model, history, valid, seconds, steps, path, dtype, sample_length):
-    curve = "\n".join(
-        f"| {epoch} | {step} | {loss:.4f} | {loss / math.log(2):.4f} | {t:.0f} |"
-        for epoch, step, loss, t in history
+    print(
+        f"Validation: {metrics['valid_bits_per_char']:.4f} bits/char "
+        f"(uniform: {metrics['uniform_bits_per_char']:.2f}), best epoch {metrics['best_epoch']}"
     )
-    sample = model.generate(
-        SAMPLE_PROMPT, max_length=sample_length, sampler="random", temperature=0.8, seed=0
+    print(run.summary())
+
+
+def model_card(model, settings, metrics, samples, dtype, argv):
+    backend = keras.backend.backend()
+    args = " ".join(sys.argv[1:] if argv is None else argv)
+    command = f"KERAS_BACKEND={backend} python recipes/char_lm.py {args}".strip()
+    return lm.model_card(
+        model.name,
+        f"Character-level {settings.num_layers}x{settings.units} {settings.cell_type.upper()} "
+        f"language model (`kzoo.models.LanguageModel`) trained by `recipes/char_lm.py` "
+        f"on {settings.corpus}.",
+        intended_use="Generating text in the style of the corpus, and as a small, "
+        "reproducible example of stateful truncated-BPTT training in Keras.",
+        limitations="A character model with a short memory: it spells and formats like "
+        "the corpus but does not keep a plot or a meaning. The validation text (the end of "
+        "the corpus) also chose the best epoch, so its score is slightly optimistic.",
+        data=f"`{settings.corpus}` from `kzoo.datasets.text_corpora`; the last "
+        f"{settings.valid_fraction:.0%} of the text is the validation split.\n\n"
+        "Licence: public domain (Shakespeare's plays; the Nietzsche translations are Project "
+        "Gutenberg texts).",
+        metrics=f"- Validation: **{metrics['valid_bits_per_char']:.4f} bits/char** "
+        f"({metrics['valid_nats_per_char']:.4f} nats/char, {metrics['valid_characters']:,} "
+        f"characters in {settings.valid_batch_size} contiguous parts, state carried within "
+        f"each); uniform: {metrics['uniform_bits_per_char']:.2f} bits/char\n"
+        f"- Best epoch: {metrics['best_epoch']}\n- Command: `{command}`\n\n"
+        f"Samples:\n\n{lm.format_samples(samples, PROMPT)}",
+        training=f"- Settings: `{dataclasses.asdict(settings)}`\n"
+        f"- Backend: {backend}; hardware: {os.cpu_count()} CPU cores; wall time and tokens/s "
+        f"in the run's `timings.json`\n- Parameters: {model.count_params():,}; weights "
+        f"stored as {dtype}",
     )
-    command = "python recipes/char_lm.py " + " ".join(sys.argv[1:])
-    return f"""# {model.name}
-
-Character-level {args.num_layers}x{args.hidden_units} {args.cell.upper()} language model
-(`kzoo.models.LanguageModel`) trained by `recipes/char_lm.py` on `{args.corpus}`
-(last {VALID_FRACTION:.0%} of the text held out for validation).
-
-- Command: `KERAS_BACKEND={keras.backend.backend()} {command}`
-- Backend: {keras.backend.backend()}; wall time {seconds:.0f} s ({os.cpu_count()} CPU cores visible)
-- Training: {steps} steps of {args.batch_size} x {args.sequence_length} characters,
-  Adam (lr {args.learning_rate}, cosine decay), global clipnorm {CLIPNORM},
-  dropout {args.dropout}, state carried between windows: {args.stateful}
-- Parameters: {model.count_params():,}; file `{os.path.basename(path)}` ({dtype} weights)
-- **Validation loss: {valid["loss"]:.4f} nats/char = {valid["bits_per_token"]:.4f} bits/char**
-  ({valid["tokens"]:,} characters, {VALID_BATCH_SIZE} contiguous parts, state carried within each)
-
-| epoch | step | validation nats/char | bits/char | seconds |
-| ---: | ---: | ---: | ---: | ---: |
-{curve}
-
-Load and sample:
-
-```python
-import keras
-import kzoo.models  # registers LanguageModel for loading
-
-model = keras.saving.load_model("saved_models/{os.path.basename(path)}")
-print(model.generate("ROMEO:", max_length=300, sampler="top_k", k=5, seed=0))
-```
-
-Sample (temperature 0.8, seed 0, prompt "\\n"):
-
-```
-{sample.strip()}
-```
-"""
 
 
 if __name__ == "__main__":

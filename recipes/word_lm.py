@@ -1,333 +1,348 @@
-"""Word-level LSTM language model on Penn Treebank (Zaremba et al., 2014).
+"""Word-level LSTM language model on Penn Treebank (Zaremba et al., 2014; AWD-LSTM pieces).
 
-Trains `kzoo.models.LanguageModel` on Mikolov's PTB (10k vocabulary) with
-truncated backpropagation through time: the training stream is cut into
-BATCH_SIZE contiguous rows and the LSTM state is carried from one window to
-the next (stateful model, reset at each epoch). Reports validation and test
-perplexity = exp(mean cross-entropy over every token of the split, <eos>
-included), scoring each split as one stream with the state carried across it
-(the first token's context is an <eos>, the end of the previous sentence).
+Trains `kzoo.models.LanguageModel` on Mikolov's PTB (10k words) with
+truncated backpropagation through time: the training stream is read as
+`batch_size` parallel rows and the LSTM state is carried from one window to
+the next (`kzoo.recipes.language_modeling`). After each epoch it scores the
+whole validation stream; the best epoch's model is scored on the test
+stream. Perplexity = exp(mean cross-entropy over every token of a split,
+`<eos>` included), each split scored as one stream with the state carried
+(the first token's context is an `<eos>`, the end of the previous sentence).
+A killed run continues where it stopped when the same command is run again.
 
-    KERAS_BACKEND=tensorflow python recipes/word_lm.py                      # "small"
-    KERAS_BACKEND=tensorflow python recipes/word_lm.py --time-budget-minutes 25
-    KERAS_BACKEND=jax python recipes/word_lm.py --config medium             # GPU users
-    KERAS_BACKEND=torch python recipes/word_lm.py --quick                   # CI smoke test
+    python recipes/word_lm.py                        # "small" (~30 min on 2 cores)
+    python recipes/word_lm.py --config awd-small     # "small" with AWD-LSTM regularisation
+    python recipes/word_lm.py --config medium        # Zaremba's medium (GPU users)
+    python recipes/word_lm.py --quick                # smoke run, about a minute
+    python recipes/word_lm.py --publish              # also copy into saved_models/
 
-Data: kzoo.datasets.ptb (set KZOO_DATA_DIR=/path/to/shared/data to work
-offline).
+`--config` picks a column of CONFIGS; a setting given with its own flag or
+`--set` wins over the column. Select the backend with KERAS_BACKEND; set
+KZOO_DATA_DIR=/path/to/shared/data to work offline. Writes into
+runs/word_lm/<backend>[-quick]-seed<seed>/: model.keras (stateless, any batch
+size), best.keras, model_card.md, samples.md, metrics.json (validation and
+test perplexity), timings.json (tokens/s), log.csv and backup/. `--publish`
+copies the model and card to saved_models/word_lm_ptb_<config>.{keras,md}.
 
-Zaremba et al. minimise the loss summed over the BPTT window with SGD at
-learning rate 1 and clip the global gradient norm at 5. Keras averages the
-loss over the window instead, so the same updates are SGD with learning rate
-SGD_LR * T and clip norm MAX_GRAD_NORM / T (T = window length).
+Zaremba et al. minimise the loss summed over the window with SGD at learning
+rate 1 and clip the gradient norm at 5; Keras averages over the window, so the
+same updates are learning rate 1 * T and clip norm 5 / T (T = window length):
+the "small" column's 20 and 0.25, close to AWD-LSTM's 30 and 0.25.
 """
 
-import argparse
-import math
+import dataclasses
 import os
 import sys
-import tempfile
-import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+import keras
 
-import keras  # noqa: E402  (after the path set-up; KERAS_BACKEND picks the backend)
+from kzoo.datasets import ptb
+from kzoo.models import LanguageModel
+from kzoo.recipes import BestModel, RunFolder, parse_settings, training_callbacks
+from kzoo.recipes import language_modeling as lm
 
-from kzoo.callbacks import TrainingBudget  # noqa: E402
-from kzoo.datasets import ptb  # noqa: E402
-from kzoo.models import LanguageModel  # noqa: E402
-from kzoo.models.language_model import bptt_batches  # noqa: E402
-from kzoo.utils import check_writable_folder, float_range, int_range, write_text  # noqa: E402
-
-# === Settings: the configurations of Zaremba et al. (2014), Table 1 ===
+# Zaremba et al. (2014) Table 1 ("small": test perplexity 114.5 without
+# dropout; "medium": 82.7), "small" with tied embeddings as shipped, and
+# "awd-small": the same 2x200 tied network (the same 2,667,600 parameters) with
+# the regularisation of Merity et al. (2018) (their PTB rates are for 3 layers
+# of 1150 units; halved here for 200 units), their window of 70 tokens moved by
+# a random offset each epoch, their learning rate 30 and clip norm 0.25.
 CONFIGS = {
-    # non-regularised 2x200 LSTM: test perplexity 114.5 in the paper
-    "small": dict(
-        hidden_units=200,
-        dropout=0.0,
-        batch_size=20,
-        sequence_length=20,
-        epochs=13,
-        sgd_lr=1.0,
-        lr_decay=0.5,
-        decay_after=4,
-        max_grad_norm=5.0,
-    ),
-    # 2x650 LSTM, dropout 0.5: test perplexity 82.7 in the paper (needs a GPU)
-    "medium": dict(
-        hidden_units=650,
-        dropout=0.5,
-        batch_size=20,
-        sequence_length=35,
-        epochs=39,
-        sgd_lr=1.0,
-        lr_decay=0.8,
-        decay_after=6,
-        max_grad_norm=5.0,
-    ),
-}
-CONFIG = "small"
-NUM_LAYERS = 2
-LOG_EVERY = 200  # training steps between progress lines
-EVAL_SEQUENCE_LENGTH = 500  # tokens per compiled call when scoring a stream
-MAX_FILE_MB = 10.0  # larger float32 weights are stored as float16 (--save-dtype auto)
-SAMPLE_LENGTH = 30
-SAMPLE_PROMPTS = ("the company said", "in new york")
-SEED = 1
-
-# --quick: a few steps of a tiny model on slices of PTB (CI).
-QUICK = dict(
-    hidden_units=16,
-    batch_size=4,
-    sequence_length=10,
-    epochs=1,
-    max_steps=6,
-    train_tokens=5_000,
-    eval_tokens=1_000,
-)
+    "small": dict(units=200, tie_weights=True, dropout=0.0, batch_size=20, sequence_length=20,
+                  random_offset=False, epochs=13, learning_rate=20.0, lr_decay=0.5,
+                  decay_after=4, clipnorm=0.25, hidden_dropout=0.0, variational_dropout=False,
+                  weight_drop=0.0, embedding_dropout=0.0,
+                  activation_regularization=0.0, temporal_activation_regularization=0.0),
+    "medium": dict(units=650, tie_weights=False, dropout=0.5, batch_size=20, sequence_length=35,
+                   random_offset=False, epochs=39, learning_rate=35.0, lr_decay=0.8,
+                   decay_after=6, clipnorm=5 / 35, hidden_dropout=0.5,
+                   variational_dropout=False, weight_drop=0.0, embedding_dropout=0.0,
+                   activation_regularization=0.0, temporal_activation_regularization=0.0),
+    "awd-small": dict(units=200, tie_weights=True, dropout=0.2, batch_size=20,
+                      sequence_length=70, random_offset=True, epochs=40, learning_rate=30.0,
+                      lr_decay=0.8, decay_after=20, clipnorm=0.25, hidden_dropout=0.125,
+                      variational_dropout=True, weight_drop=0.25,
+                      embedding_dropout=0.05, activation_regularization=2.0,
+                      temporal_activation_regularization=1.0),
+}  # fmt: skip
+FROM_CONFIG = {"help": "none: the --config's value", "min": 0.0}
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=CONFIG, choices=sorted(CONFIGS))
-    parser.add_argument(
-        "--epochs",
-        type=int_range(1),
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    config: str = dataclasses.field(default="small", metadata={"choices": tuple(CONFIGS)})
+    units: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    tie_weights: bool | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    dropout: float | None = dataclasses.field(
         default=None,
-        help="default: the config's (or --quick's)",
+        metadata={**FROM_CONFIG, "help": "on the embeddings and the output (none: the --config's)"},
     )
-    parser.add_argument(
-        "--dropout",
-        type=float_range(0, 1, max_inclusive=False),
+    hidden_dropout: float | None = dataclasses.field(
         default=None,
-        help="default: the config's",
+        metadata={**FROM_CONFIG, "help": "between the LSTM layers (none: the --config's)"},
     )
-    parser.add_argument("--tie-weights", action="store_true", help="share input/output embeddings")
-    parser.add_argument(
-        "--time-budget-minutes",
-        type=float_range(0, min_inclusive=False),
+    variational_dropout: bool | None = dataclasses.field(
+        default=None, metadata={"help": "one dropout mask per sequence (none: the --config's)"}
+    )
+    weight_drop: float | None = dataclasses.field(
         default=None,
-        help="stop training after this much wall time, then evaluate and save",
+        metadata={
+            **FROM_CONFIG,
+            "help": "DropConnect on the recurrent kernels (none: the --config's)",
+        },
     )
-    parser.add_argument(
-        "--max-steps", type=int_range(1), default=None, help="stop after this many steps"
+    embedding_dropout: float | None = dataclasses.field(
+        default=None,
+        metadata={**FROM_CONFIG, "help": "drop whole word types (none: the --config's)"},
     )
-    parser.add_argument(
-        "--save-dtype",
+    activation_regularization: float | None = dataclasses.field(
+        default=None, metadata={**FROM_CONFIG, "help": "AR alpha (none: the --config's)"}
+    )
+    temporal_activation_regularization: float | None = dataclasses.field(
+        default=None, metadata={**FROM_CONFIG, "help": "TAR beta (none: the --config's)"}
+    )
+    batch_size: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    sequence_length: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    random_offset: bool | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    epochs: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    learning_rate: float | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    lr_decay: float | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    decay_after: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    clipnorm: float | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    num_layers: int = dataclasses.field(default=2, metadata={"min": 1})
+    patience: int = dataclasses.field(
+        default=3, metadata={"help": "epochs without a better validation perplexity", "min": 1}
+    )
+    train_tokens: int | None = dataclasses.field(
+        default=None, metadata={"help": "use the first N training tokens (none: all)", "min": 100}
+    )
+    eval_tokens: int | None = dataclasses.field(
+        default=None, metadata={"help": "score the first N valid/test tokens (none: all)", "min": 2}
+    )
+    save_dtype: str = dataclasses.field(
         default="auto",
-        choices=["auto", "float32", "float16"],
-        help=f"auto: float16 when float32 weights exceed {MAX_FILE_MB:g} MB",
+        metadata={"help": "auto: float16 above 10 MB", "choices": ("auto", "float32", "float16")},
     )
-    parser.add_argument(
-        "--output-dir", default=None, help="default: saved_models/ (quick: a temp dir)"
-    )
-    parser.add_argument("--seed", type=int_range(0), default=SEED)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run (CI)")
-    args = parser.parse_args(argv)
-    if args.output_dir is None:
-        args.output_dir = (
-            tempfile.mkdtemp(prefix="word_lm_quick_")
-            if args.quick
-            else os.path.join(REPO_ROOT, "saved_models")
-        )
-    try:  # before any data is loaded or any model trained
-        check_writable_folder(os.path.join(args.output_dir, "word_lm.md"))
-    except OSError as e:
-        parser.error(f"argument --output-dir: {e}")
-    return args
+    sample_length: int = dataclasses.field(default=30, metadata={"help": "words per sample"})
 
 
-def make_config(args):
-    """The training configuration: --config, then --quick's, then explicit flags."""
-    config = dict(CONFIGS[args.config])
-    if args.quick:
-        config.update({k: QUICK[k] for k in ("hidden_units", "batch_size", "sequence_length")})
-        config["epochs"] = QUICK["epochs"]
-        if args.max_steps is None:
-            args.max_steps = QUICK["max_steps"]
-    for key in ("epochs", "dropout"):  # given on the command line: wins, also over --quick
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    return config
+QUICK = {
+    "units": 64,
+    "batch_size": 16,
+    "sequence_length": 20,
+    "epochs": 3,
+    "train_tokens": 32_000,
+    "eval_tokens": 2_000,
+    "sample_length": 15,
+}
+SMOKE = (
+    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
+    "training works, not how good the full model is."
+)
+TEMPERATURES = (0.7, 1.0)
+PROMPT = "the company said"
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    config = make_config(args)
-    output_dir = args.output_dir
-    keras.utils.set_random_seed(args.seed)
-    start = time.time()
-    seconds = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
-
-    train_ids, valid_ids, test_ids, vocabulary = ptb.load_data()
-    if args.quick:
-        train_ids = train_ids[: QUICK["train_tokens"]]
-        valid_ids = valid_ids[: QUICK["eval_tokens"]]
-        test_ids = test_ids[: QUICK["eval_tokens"]]
+    settings, options = parse_settings(
+        Settings, QUICK, argv=argv, recipe="word_lm", description=__doc__
+    )
+    keras.utils.set_random_seed(options.seed)
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print(SMOKE)
+    settings = resolve(settings)
+    train_ids, valid_ids, test_ids, vocabulary = load_splits(settings)
     eos = vocabulary.index(ptb.EOS)
+    model = build_model(settings, vocabulary, options.seed)
+    compile_model(model, settings)
+    train = lm.BPTTWindows(
+        train_ids,
+        settings.batch_size,
+        settings.sequence_length,
+        seed=options.seed,
+        random_offset=settings.random_offset,
+    )
+    print(
+        f"PTB, config {settings.config!r}: {len(train_ids):,} training tokens, vocabulary "
+        f"{len(vocabulary)}, {model.count_params():,} parameters, {len(train)} steps per epoch"
+    )
+    validation = lm.StreamScore(valid_ids, sequence_length=500, start_token_id=eos)
+    throughput = lm.TokenThroughput(settings.batch_size * settings.sequence_length)
+    callbacks, backup = training_callbacks(
+        run,
+        monitor="val_perplexity",
+        mode="min",
+        patience=settings.patience,
+        metrics=[validation],
+        datasets=[train],
+        resume=options.resume,
+    )
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        model.fit(
+            train,
+            epochs=settings.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=[throughput, lm.ResetStates(), learning_rate_schedule(settings), *callbacks],
+        )
+    model.load_weights(run.file("best.keras"))
+    metrics = evaluate(model, validation, test_ids, eos, callbacks)
+    samples = lm.sample_texts(
+        model, PROMPT, TEMPERATURES, len(PROMPT.split()) + settings.sample_length, options.seed
+    )
+    print(lm.format_samples(samples, PROMPT))
+    write_outputs(run, model, settings, options, metrics, samples, throughput, argv)
+    return metrics
 
-    units, window = config["hidden_units"], config["sequence_length"]
-    model = LanguageModel(
+
+def resolve(settings):
+    """The settings with every `None` replaced by the `--config` column's value."""
+    column = CONFIGS[settings.config]
+    return dataclasses.replace(
+        settings, **{k: v for k, v in column.items() if getattr(settings, k) is None}
+    )
+
+
+def load_splits(settings):
+    train_ids, valid_ids, test_ids, vocabulary = ptb.load_data()
+    if settings.train_tokens is not None:
+        train_ids = train_ids[: settings.train_tokens]
+    if settings.eval_tokens is not None:
+        valid_ids, test_ids = valid_ids[: settings.eval_tokens], test_ids[: settings.eval_tokens]
+    return train_ids, valid_ids, test_ids, vocabulary
+
+
+def build_model(settings, vocabulary, seed):
+    # AWD-LSTM's arguments are passed only when used, so that the other
+    # configurations build models with the config of the shipped file.
+    awd = {
+        "variational_dropout": settings.variational_dropout,
+        "recurrent_weight_dropout": settings.weight_drop,
+        "embedding_dropout": settings.embedding_dropout,
+        "activation_regularization": settings.activation_regularization,
+        "temporal_activation_regularization": settings.temporal_activation_regularization,
+    }
+    awd = {k: v for k, v in awd.items() if v}
+    if settings.hidden_dropout != settings.dropout:
+        awd["hidden_dropout"] = settings.hidden_dropout
+    return LanguageModel(
         vocabulary=vocabulary,
         token_level="word",
-        embedding_dim=units,
-        units=units,
-        num_layers=NUM_LAYERS,
-        dropout=config["dropout"],
-        tie_weights=args.tie_weights,
+        embedding_dim=settings.units,
+        units=settings.units,
+        num_layers=settings.num_layers,
+        dropout=settings.dropout,
+        tie_weights=settings.tie_weights,
         stateful=True,
-        batch_size=config["batch_size"],
-        seed=args.seed,
-        name=f"word_lm_ptb_{args.config}",
+        batch_size=settings.batch_size,
+        seed=seed,
+        name=f"word_lm_ptb_{settings.config.replace('-', '_')}",
+        **awd,
     )
-    x, y = bptt_batches(train_ids, config["batch_size"], window)
-    steps_per_epoch = len(x) // config["batch_size"]
-    total_steps = steps_per_epoch * config["epochs"]
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
-    base_lr = config["sgd_lr"] * window
+
+
+def compile_model(model, settings):
     model.compile(
-        optimizer=keras.optimizers.SGD(base_lr, global_clipnorm=config["max_grad_norm"] / window),
+        optimizer=keras.optimizers.SGD(settings.learning_rate, global_clipnorm=settings.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    print(
-        f"backend={keras.backend.backend()} config={args.config} tokens: train "
-        f"{len(train_ids):,} valid {len(valid_ids):,} test {len(test_ids):,}; "
-        f"vocabulary {len(vocabulary)}; parameters {model.count_params():,}; "
-        f"{steps_per_epoch} steps/epoch"
-    )
 
-    def score(ids):
-        return model.evaluate_stream(
-            ids, batch_size=1, sequence_length=EVAL_SEQUENCE_LENGTH, start_token_id=eos
+
+def learning_rate_schedule(settings):
+    """The learning rate times `lr_decay` per epoch after `decay_after`, from the epoch."""
+
+    def rate(epoch):  # from 0; Zaremba's epochs count from 1
+        return settings.learning_rate * settings.lr_decay ** max(
+            epoch + 1 - settings.decay_after, 0
         )
 
-    budget = TrainingBudget(seconds, total_steps)
-    history = []
-    step = 0
-    valid = None
-    for epoch in range(1, config["epochs"] + 1):
-        lr = base_lr * config["lr_decay"] ** max(epoch - config["decay_after"], 0)
-        model.optimizer.learning_rate.assign(lr)
-        model.reset_states()
-        for first in range(0, steps_per_epoch, LOG_EVERY):
-            steps = min(LOG_EVERY, steps_per_epoch - first, total_steps - step)
-            rows = slice(first * config["batch_size"], (first + steps) * config["batch_size"])
-            fit = model.fit(
-                x[rows],
-                y[rows],
-                batch_size=config["batch_size"],
-                shuffle=False,
-                epochs=1,
-                verbose=0,
-                callbacks=[budget],
-            )
-            step = budget.steps
-            loss = fit.history["loss"][-1]
-            print(
-                f"epoch {epoch} step {step}/{total_steps} lr {lr / window:.3g} (per window sum) "
-                f"train perplexity {math.exp(loss):.1f} {time.time() - start:.0f}s",
-                flush=True,
-            )
-            if budget.stopped:
-                break
-        valid = score(valid_ids)
-        history.append((epoch, step, valid["perplexity"], time.time() - start))
-        print(
-            f"epoch {epoch}: validation perplexity {valid['perplexity']:.2f} "
-            f"({valid['tokens']:,} tokens) {time.time() - start:.0f}s",
-            flush=True,
-        )
-        if budget.stopped:
-            print(f"stopped: {budget.reason}")
-            break
-    train_seconds = time.time() - start
+    return keras.callbacks.LearningRateScheduler(rate)
 
-    test = score(test_ids)
-    print(f"test perplexity {test['perplexity']:.2f} ({test['tokens']:,} tokens)")
-    for prompt in SAMPLE_PROMPTS:
-        text = model.generate(
-            prompt, max_length=len(prompt.split()) + SAMPLE_LENGTH, sampler="top_k", k=10, seed=0
-        )
-        print(f"--- sample (top-k 10): {text}")
 
-    path, dtype = _save(model, output_dir, args.save_dtype)
-    loaded = keras.saving.load_model(path)
-    saved_test = loaded.evaluate_stream(
-        test_ids, batch_size=1, sequence_length=EVAL_SEQUENCE_LENGTH, start_token_id=eos
-    )
-    print(
-        f"saved {path} ({os.path.getsize(path) / 1e6:.2f} MB, {dtype}); "
-        f"test perplexity of the saved file {saved_test['perplexity']:.2f}"
-    )
-    card = _model_card(
-        args, config, model, history, valid, test, saved_test, dtype, train_seconds, step, path
-    )
-    card_path = os.path.splitext(path)[0] + ".md"
-    write_text(card_path, card)
-    print(f"wrote {card_path}; total {time.time() - start:.0f}s")
+def evaluate(model, validation, test_ids, eos, callbacks):
+    """The best model's validation and test perplexity (every token, state carried)."""
+    valid = validation.evaluate(model)
+    test = model.evaluate_stream(test_ids, sequence_length=500, start_token_id=eos)
+    best = next(c for c in callbacks if isinstance(c, BestModel))
     return {
-        "valid": valid,
-        "test": test,
-        "saved_test": saved_test,
-        "seconds": train_seconds,
-        "steps": step,
-        "path": path,
+        "valid_perplexity": valid["perplexity"],
+        "test_perplexity": test["perplexity"],
+        "valid_tokens": valid["tokens"],
+        "test_tokens": test["tokens"],
+        "best_epoch": best.best_epoch + 1,
+        "uniform_perplexity": float(model.vocabulary_size),
     }
 
 
-def _save(model, output_dir, save_dtype):
-    """Saves a stateless copy (any batch size) as <output_dir>/<name>.keras.
-
-    With float16 storage the weights inside the file are rounded to float16;
-    `keras.saving.load_model` casts them back into a float32 model.
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, f"{model.name}.keras")
-    return path, model.save_stateless(path, save_dtype, max_megabytes=MAX_FILE_MB)
-
-
-def _model_card(args, config, model, history, valid, test, saved_test, dtype, seconds, steps, path):
-    curve = "\n".join(
-        f"| {epoch} | {step} | {ppl:.2f} | {t:.0f} |" for epoch, step, ppl, t in history
+def write_outputs(run, model, settings, options, metrics, samples, throughput, argv):
+    dtype = model.save_stateless(run.file("model.keras"), settings.save_dtype)
+    run.record("model.keras")
+    if dtype == "float16":  # what the rounding to float16 costs, on the test stream
+        saved = keras.saving.load_model(run.file("model.keras"), compile=False)
+        test_ids = load_splits(settings)[2]
+        eos = saved.vocabulary.index(ptb.EOS)
+        metrics["saved_file_test_perplexity"] = saved.evaluate_stream(
+            test_ids, sequence_length=500, start_token_id=eos
+        )["perplexity"]
+    run.write_json("metrics.json", metrics)
+    run.write_json("timings.json", throughput.summary())
+    run.write_text("samples.md", lm.format_samples(samples, PROMPT) + "\n")
+    card = model_card(model, settings, metrics, samples, dtype, throughput, argv)
+    run.write_text("model_card.md", card)
+    for name in ("best.keras", "log.csv"):
+        run.record(name)
+    if options.publish:
+        stem = f"word_lm_ptb_{settings.config.replace('-', '_')}"
+        run.publish(
+            ["model.keras", "model_card.md"],
+            "saved_models",
+            rename={"model.keras": f"{stem}.keras", "model_card.md": f"{stem}.md"},
+        )
+    print(
+        f"Perplexity: validation {metrics['valid_perplexity']:.2f}, test "
+        f"{metrics['test_perplexity']:.2f} (uniform: {metrics['uniform_perplexity']:.0f}), "
+        f"best epoch {metrics['best_epoch']}"
     )
-    command = "python recipes/word_lm.py " + " ".join(sys.argv[1:])
-    window = config["sequence_length"]
-    return f"""# {model.name}
+    print(run.summary())
 
-Word-level {NUM_LAYERS}x{config["hidden_units"]} LSTM language model
-(`kzoo.models.LanguageModel`) trained by `recipes/word_lm.py` on Penn Treebank
-(Mikolov's 10k-word version), configuration "{args.config}" of Zaremba et al. (2014).
 
-- Command: `KERAS_BACKEND={keras.backend.backend()} {command}`
-- Backend: {keras.backend.backend()}; training wall time {seconds:.0f} s ({os.cpu_count()} CPU cores visible)
-- Training: {steps} steps of {config["batch_size"]} x {window} tokens
-  ({steps * config["batch_size"] * window / 929_589:.2f} epochs), SGD with the paper's schedule (learning
-  rate {config["sgd_lr"]} on the window-summed loss, x{config["lr_decay"]} per epoch after epoch
-  {config["decay_after"]}, global clip norm {config["max_grad_norm"]}), dropout {config["dropout"]},
-  tied embeddings: {args.tie_weights}, state carried between windows
-- Parameters: {model.count_params():,}; file `{os.path.basename(path)}` stores {dtype} weights
-  (loaded as a float32 model)
-- **Validation perplexity: {valid["perplexity"]:.2f}** ({valid["tokens"]:,} tokens)
-- **Test perplexity: {test["perplexity"]:.2f}** ({test["tokens"]:,} tokens, every test token
-  including `<eos>`, one stream with the state carried); the saved {dtype} file gives
-  {saved_test["perplexity"]:.2f}
-
-| epoch | step | validation perplexity | seconds |
-| ---: | ---: | ---: | ---: |
-{curve}
-
-Load and sample:
-
-```python
-import keras
-import kzoo.models  # registers LanguageModel for loading
-
-model = keras.saving.load_model("saved_models/{os.path.basename(path)}")
-print(model.generate("the company said", max_length=30, sampler="top_p", p=0.9, seed=0))
-```
-"""
+def model_card(model, settings, metrics, samples, dtype, throughput, argv):
+    backend = keras.backend.backend()
+    args = " ".join(sys.argv[1:] if argv is None else argv)
+    command = f"KERAS_BACKEND={backend} python recipes/word_lm.py {args}".strip()
+    saved = metrics.get("saved_file_test_perplexity")
+    saved = f"; the saved float16 file gives {saved:.2f}" if saved is not None else ""
+    timings = throughput.summary()
+    return lm.model_card(
+        model.name,
+        f"Word-level {settings.num_layers}x{settings.units} LSTM language model "
+        f"(`kzoo.models.LanguageModel`) trained by `recipes/word_lm.py` on Penn Treebank, "
+        f"configuration {settings.config!r}.",
+        intended_use="Scoring and generating lower-cased, tokenised newswire text in PTB's "
+        "10k-word vocabulary, and a reproducible benchmark of recurrent language modelling.",
+        limitations="PTB's vocabulary only (other words are `<unk>`, numbers `N`), no "
+        "punctuation or case; 1989 Wall Street Journal text and its biases; a small model "
+        "far from the state of the art (Zaremba et al.'s small: 114.5 test perplexity).",
+        data="Mikolov's preprocessed Penn Treebank (`kzoo.datasets.ptb`): 929,589 training, "
+        "73,760 validation and 82,430 test tokens with `<eos>`; the standard splits.\n\n"
+        "Licence: the Penn Treebank is LDC-licensed (LDC99T42); Mikolov's preprocessed "
+        "version is redistributed for research use.",
+        metrics=f"- Validation perplexity: **{metrics['valid_perplexity']:.2f}** "
+        f"({metrics['valid_tokens']:,} tokens)\n- Test perplexity: "
+        f"**{metrics['test_perplexity']:.2f}** ({metrics['test_tokens']:,} tokens, every token "
+        f"including `<eos>`, one stream with the state carried){saved}\n"
+        f"- Best epoch: {metrics['best_epoch']}\n- Command: `{command}`\n\n"
+        f"Samples:\n\n{lm.format_samples(samples, PROMPT)}",
+        training=f"- Settings: `{dataclasses.asdict(settings)}`\n"
+        f"- Backend: {backend}; hardware: {os.cpu_count()} CPU cores; "
+        f"{timings['train_seconds']:.0f} s of training in this process, "
+        f"{timings['tokens_per_second']} tokens/s\n"
+        f"- Parameters: {model.count_params():,}; weights stored as {dtype}",
+    )
 
 
 if __name__ == "__main__":
