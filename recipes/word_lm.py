@@ -65,50 +65,73 @@ CONFIGS = {
                       embedding_dropout=0.05, activation_regularization=2.0,
                       temporal_activation_regularization=1.0),
 }  # fmt: skip
-FROM_CONFIG = {"help": "none: the --config's value", "min": 0.0}
+
+
+def from_config(key, text):
+    """A setting's metadata: its help lists each configuration's value (`None` takes it)."""
+    values = ", ".join(
+        f"{name} {str(v).lower() if isinstance(v, bool) else f'{v:g}'}"
+        for name, v in ((name, column[key]) for name, column in CONFIGS.items())
+    )
+    return {"help": f"{text}; none: the --config's ({values})", "min": 0}
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    config: str = dataclasses.field(default="small", metadata={"choices": tuple(CONFIGS)})
-    units: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    tie_weights: bool | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    config: str = dataclasses.field(
+        default="small", metadata={"help": "a column of CONFIGS", "choices": tuple(CONFIGS)}
+    )
+    units: int | None = dataclasses.field(
+        default=None, metadata=from_config("units", "units per layer and embedding size")
+    )
+    tie_weights: bool | None = dataclasses.field(
+        default=None, metadata=from_config("tie_weights", "share the embedding and output matrices")
+    )
     dropout: float | None = dataclasses.field(
-        default=None,
-        metadata={**FROM_CONFIG, "help": "on the embeddings and the output (none: the --config's)"},
+        default=None, metadata=from_config("dropout", "on the embeddings and the output")
     )
     hidden_dropout: float | None = dataclasses.field(
-        default=None,
-        metadata={**FROM_CONFIG, "help": "between the LSTM layers (none: the --config's)"},
+        default=None, metadata=from_config("hidden_dropout", "between the LSTM layers")
     )
     variational_dropout: bool | None = dataclasses.field(
-        default=None, metadata={"help": "one dropout mask per sequence (none: the --config's)"}
+        default=None, metadata=from_config("variational_dropout", "one dropout mask per sequence")
     )
     weight_drop: float | None = dataclasses.field(
-        default=None,
-        metadata={
-            **FROM_CONFIG,
-            "help": "DropConnect on the recurrent kernels (none: the --config's)",
-        },
+        default=None, metadata=from_config("weight_drop", "DropConnect on the recurrent kernels")
     )
     embedding_dropout: float | None = dataclasses.field(
-        default=None,
-        metadata={**FROM_CONFIG, "help": "drop whole word types (none: the --config's)"},
+        default=None, metadata=from_config("embedding_dropout", "drop whole word types")
     )
     activation_regularization: float | None = dataclasses.field(
-        default=None, metadata={**FROM_CONFIG, "help": "AR alpha (none: the --config's)"}
+        default=None, metadata=from_config("activation_regularization", "AR alpha")
     )
     temporal_activation_regularization: float | None = dataclasses.field(
-        default=None, metadata={**FROM_CONFIG, "help": "TAR beta (none: the --config's)"}
+        default=None, metadata=from_config("temporal_activation_regularization", "TAR beta")
     )
-    batch_size: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    sequence_length: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    random_offset: bool | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    epochs: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    learning_rate: float | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    lr_decay: float | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    decay_after: int | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
-    clipnorm: float | None = dataclasses.field(default=None, metadata=FROM_CONFIG)
+    batch_size: int | None = dataclasses.field(
+        default=None, metadata=from_config("batch_size", "parallel rows of the stream")
+    )
+    sequence_length: int | None = dataclasses.field(
+        default=None, metadata=from_config("sequence_length", "BPTT window (tokens)")
+    )
+    random_offset: bool | None = dataclasses.field(
+        default=None,
+        metadata=from_config("random_offset", "move the windows by a random offset each epoch"),
+    )
+    epochs: int | None = dataclasses.field(default=None, metadata=from_config("epochs", "epochs"))
+    learning_rate: float | None = dataclasses.field(
+        default=None, metadata=from_config("learning_rate", "SGD learning rate on the mean loss")
+    )
+    lr_decay: float | None = dataclasses.field(
+        default=None,
+        metadata=from_config("lr_decay", "learning-rate factor per epoch after decay_after"),
+    )
+    decay_after: int | None = dataclasses.field(
+        default=None, metadata=from_config("decay_after", "epochs at the full learning rate")
+    )
+    clipnorm: float | None = dataclasses.field(
+        default=None, metadata=from_config("clipnorm", "global gradient norm clip")
+    )
     num_layers: int = dataclasses.field(default=2, metadata={"min": 1})
     patience: int = dataclasses.field(
         default=3, metadata={"help": "epochs without a better validation perplexity", "min": 1}
