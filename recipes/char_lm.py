@@ -33,7 +33,7 @@ import numpy as np
 from kzoo.datasets.text_corpora import load_text
 from kzoo.models import LanguageModel
 from kzoo.models.language_model import LanguageModelPreprocessor
-from kzoo.recipes import BestModel, RunFolder, parse_settings, training_callbacks
+from kzoo.recipes import RunFolder, parse_settings
 from kzoo.recipes import language_modeling as lm
 
 
@@ -131,32 +131,27 @@ def main(argv=None):
         f"{len(train)} steps per epoch"
     )
     validation = validation_score(valid_ids, settings)
-    throughput = lm.TokenThroughput(settings.batch_size * settings.sequence_length)
-    callbacks, backup = training_callbacks(
-        run,
-        monitor="val_bits_per_char",
-        mode="min",
-        patience=settings.patience,
-        metrics=[validation],
-        datasets=[train],
-        resume=options.resume,
+    best, throughput = lm.fit_language_model(
+        model, train, run, validation, settings.epochs, settings.patience, options.resume
     )
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        model.fit(
-            train,
-            epochs=settings.epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            callbacks=[throughput, lm.ResetStates(), *callbacks],
-        )
-    model.load_weights(run.file("best.keras"))
-    metrics = evaluate(model, validation, callbacks)
+    metrics = evaluate(model, validation, best)
     samples = lm.sample_texts(model, PROMPT, TEMPERATURES, settings.sample_length, options.seed)
-    print(lm.format_samples(samples, PROMPT))
-    write_outputs(run, model, settings, options, metrics, samples, throughput, argv)
+    samples_text = lm.format_samples(samples, PROMPT)
+    print(samples_text)
+    lm.write_outputs(
+        run,
+        model,
+        metrics,
+        throughput,
+        samples_text,
+        card=lambda metrics, dtype: model_card(model, settings, metrics, samples, dtype, argv),
+        publish_as=f"char_lm_{settings.corpus}" if options.publish else None,
+    )
+    print(
+        f"Validation: {metrics['valid_bits_per_char']:.4f} bits/char "
+        f"(uniform: {metrics['uniform_bits_per_char']:.2f}), best epoch {metrics['best_epoch']}"
+    )
+    print(run.summary())
     return metrics
 
 
@@ -196,10 +191,9 @@ def validation_score(valid_ids, settings):
     )
 
 
-def evaluate(model, validation, callbacks):
+def evaluate(model, validation, best):
     """The final metrics: the best model's score on the whole validation text."""
     result = validation.evaluate(model)
-    best = next(c for c in callbacks if isinstance(c, BestModel))
     return {
         "valid_bits_per_char": result["bits_per_token"],
         "valid_nats_per_char": result["loss"],
@@ -208,29 +202,6 @@ def evaluate(model, validation, callbacks):
         "vocabulary_size": model.vocabulary_size,
         "uniform_bits_per_char": math.log2(model.vocabulary_size),
     }
-
-
-def write_outputs(run, model, settings, options, metrics, samples, throughput, argv):
-    dtype = model.save_stateless(run.file("model.keras"))
-    run.record("model.keras")
-    run.write_json("metrics.json", metrics)
-    run.write_json("timings.json", throughput.summary())
-    run.write_text("samples.md", lm.format_samples(samples, PROMPT) + "\n")
-    run.write_text("model_card.md", model_card(model, settings, metrics, samples, dtype, argv))
-    for name in ("best.keras", "log.csv"):
-        run.record(name)
-    if options.publish:
-        stem = f"char_lm_{settings.corpus}"
-        run.publish(
-            ["model.keras", "model_card.md"],
-            "saved_models",
-            rename={"model.keras": f"{stem}.keras", "model_card.md": f"{stem}.md"},
-        )
-    print(
-        f"Validation: {metrics['valid_bits_per_char']:.4f} bits/char "
-        f"(uniform: {metrics['uniform_bits_per_char']:.2f}), best epoch {metrics['best_epoch']}"
-    )
-    print(run.summary())
 
 
 def model_card(model, settings, metrics, samples, dtype, argv):

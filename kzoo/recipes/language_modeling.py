@@ -19,8 +19,11 @@ reader). With Keras's `fit` that takes four pieces, all here:
   (`LanguageModel.evaluate_stream`).
 * `TokenThroughput`: training tokens per second, for `timings.json`.
 
+`fit_language_model` runs them with the recipe convention's callbacks
+(`training_callbacks`: best model, early stopping, CSV log, resumable backup).
 And what the recipes' outputs share: `sample_texts` (text sampled at several
-temperatures) and `model_card` (the five sections of every kzoo model card).
+temperatures), `model_card` (the five sections of every kzoo model card) and
+`write_outputs` (model, metrics, timings, samples, card, `--publish`).
 """
 
 import time
@@ -29,7 +32,7 @@ import keras
 import numpy as np
 
 from kzoo.models.language_model.preprocessor import bptt_batches
-from kzoo.recipes.callbacks import EpochMetric
+from kzoo.recipes.callbacks import BestModel, EpochMetric, training_callbacks
 from kzoo.utils.validation import check_bool, check_choice, check_int, check_seed
 
 CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
@@ -240,6 +243,105 @@ class TokenThroughput(keras.callbacks.Callback):
                 sum(t for _, _, t in rest) / sum(s for _, s, _ in rest), 1
             )
         return summary
+
+
+def fit_language_model(model, train, run, score, epochs, patience, resume, callbacks=()):
+    """Trains a stateful language model with `fit`, resumably; loads its best epoch.
+
+    The recipe convention's training step for truncated BPTT: the callbacks of
+    `training_callbacks` (monitoring `score`, lower is better), restored from
+    the run's backup (a run found there continues, and says "Resuming"), then
+    `fit` on the windows with the states reset each epoch; at the end the
+    model holds the weights of its best epoch (`best.keras`).
+
+    Args:
+        model: a compiled stateful `kzoo.models.LanguageModel` whose batch
+            size is `train.batch_size`.
+        train: the `BPTTWindows` of the training stream.
+        run: the `kzoo.recipes.RunFolder`.
+        score: the `StreamScore` that picks the best epoch.
+        epochs: the number of epochs.
+        patience: epochs without a better score before stopping.
+        resume: whether a backup in the run folder is continued.
+        callbacks: more callbacks for `fit` (e.g. a learning-rate schedule
+            from the epoch); they run before the score is computed and must
+            keep no state across epochs of their own.
+
+    Returns:
+        `(best, throughput)`: the `BestModel` callback (`best.best_epoch`,
+        0-based) and the `TokenThroughput` of this process.
+    """
+    throughput = TokenThroughput(train.batch_size * train.sequence_length)
+    kept, backup = training_callbacks(
+        run,
+        monitor=score.name,
+        mode="min",
+        patience=patience,
+        metrics=[score],
+        datasets=[train],
+        resume=resume,
+    )
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        model.fit(
+            train,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=[throughput, ResetStates(), *callbacks, *kept],
+        )
+    best = next(c for c in kept if isinstance(c, BestModel))
+    model.load_weights(best.path)
+    return best, throughput
+
+
+def write_outputs(
+    run, model, metrics, throughput, samples, card, publish_as, save_dtype="auto", score_file=None
+):
+    """Writes a language-model run's files into `run`; with `publish_as`, copies two of them.
+
+    Writes `model.keras` (a stateless copy, any batch size; float16 weights
+    above 10 MB with `save_dtype="auto"`), `metrics.json`, `timings.json`
+    (tokens/s), `samples.md` and `model_card.md`, and lists `best.keras` and
+    `log.csv`.
+
+    Args:
+        run: the `kzoo.recipes.RunFolder`.
+        model: the trained `kzoo.models.LanguageModel`.
+        metrics: the final metrics (a dict, deterministic for a seed).
+        throughput: the `TokenThroughput` of the training.
+        samples: Markdown text of the samples (`format_samples`).
+        card: function `(metrics, dtype) -> text` of the model card, called
+            last, with the stored weights dtype.
+        publish_as: None, or the stem of the published names:
+            `saved_models/<stem>.keras` and `saved_models/<stem>.md`.
+        save_dtype: `"auto"`, `"float32"` or `"float16"`.
+        score_file: optional function `(path, dtype) -> dict` of metrics of
+            the saved file (e.g. the test perplexity with float16 weights),
+            added to `metrics`.
+
+    Returns:
+        The metrics written.
+    """
+    dtype = model.save_stateless(run.file("model.keras"), save_dtype)
+    run.record("model.keras")
+    if score_file is not None:
+        metrics = {**metrics, **score_file(run.file("model.keras"), dtype)}
+    run.write_json("metrics.json", metrics)
+    run.write_json("timings.json", throughput.summary())
+    run.write_text("samples.md", samples + "\n")
+    run.write_text("model_card.md", card(metrics, dtype))
+    for name in ("best.keras", "log.csv"):
+        run.record(name)
+    if publish_as is not None:
+        run.publish(
+            ["model.keras", "model_card.md"],
+            "saved_models",
+            rename={"model.keras": f"{publish_as}.keras", "model_card.md": f"{publish_as}.md"},
+        )
+    return metrics
 
 
 def sample_texts(model, prompt, temperatures, max_length, seed):
