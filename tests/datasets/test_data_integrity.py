@@ -248,6 +248,16 @@ def test_known_files_are_the_shared_copies(shared_data_dir):
     assert listed == 13  # the 14 data files of shared/data but `spa-eng_about.txt`
 
 
+def test_pinned_download_hashes_are_the_shared_contents(shared_data_dir):
+    """A file downloaded from a loader's origin is pinned to the shared copy's content."""
+    for download, shared in [
+        (f"ptb.{split}.txt", f"ptb/ptb.{split}.txt.gz") for split in ptb.SPLITS
+    ] + [("tinyshakespeare.txt", "tinyshakespeare.txt.gz")]:
+        with gzip.open(os.path.join(shared_data_dir, shared), "rb") as f:
+            data = f.read()
+        assert (len(data), sha256(data)) in _download.KNOWN_FILES[download], download
+
+
 def test_split_sizes_hold_on_the_shared_copies(offline, shared_env):
     """The loaders pass their own size checks on the real data (IMDB: `large`)."""
     for split in ptb.SPLITS:
