@@ -24,7 +24,6 @@ the model and card to saved_models/char_lm_<corpus>.{keras,md}.
 
 import dataclasses
 import math
-import os
 import sys
 
 import keras
@@ -144,7 +143,9 @@ def main(argv=None):
         metrics,
         throughput,
         samples_text,
-        card=lambda metrics, dtype: model_card(model, settings, metrics, samples, dtype, argv),
+        card=lambda metrics, dtype: model_card(
+            model, settings, metrics, samples, dtype, throughput, argv
+        ),
         publish_as=f"char_lm_{settings.corpus}" if options.publish else None,
     )
     print(
@@ -204,7 +205,7 @@ def evaluate(model, validation, best):
     }
 
 
-def model_card(model, settings, metrics, samples, dtype, argv):
+def model_card(model, settings, metrics, samples, dtype, throughput, argv):
     backend = keras.backend.backend()
     args = " ".join(sys.argv[1:] if argv is None else argv)
     command = f"KERAS_BACKEND={backend} python recipes/char_lm.py {args}".strip()
@@ -228,10 +229,7 @@ def model_card(model, settings, metrics, samples, dtype, argv):
         f"each); uniform: {metrics['uniform_bits_per_char']:.2f} bits/char\n"
         f"- Best epoch: {metrics['best_epoch']}\n- Command: `{command}`\n\n"
         f"Samples:\n\n{lm.format_samples(samples, PROMPT)}",
-        training=f"- Settings: `{dataclasses.asdict(settings)}`\n"
-        f"- Backend: {backend}; hardware: {os.cpu_count()} CPU cores; wall time and tokens/s "
-        f"in the run's `timings.json`\n- Parameters: {model.count_params():,}; weights "
-        f"stored as {dtype}",
+        training=lm.training_section(settings, model, dtype, throughput),
     )
 
 

@@ -32,7 +32,6 @@ the "small" column's 20 and 0.25, close to AWD-LSTM's 30 and 0.25.
 """
 
 import dataclasses
-import os
 import sys
 
 import keras
@@ -323,7 +322,6 @@ def model_card(model, settings, metrics, samples, dtype, throughput, argv):
     command = f"KERAS_BACKEND={backend} python recipes/word_lm.py {args}".strip()
     saved = metrics.get("saved_file_test_perplexity")
     saved = f"; the saved float16 file gives {saved:.2f}" if saved is not None else ""
-    timings = throughput.summary()
     return lm.model_card(
         model.name,
         f"Word-level {settings.num_layers}x{settings.units} LSTM language model "
@@ -344,11 +342,7 @@ def model_card(model, settings, metrics, samples, dtype, throughput, argv):
         f"including `<eos>`, one stream with the state carried){saved}\n"
         f"- Best epoch: {metrics['best_epoch']}\n- Command: `{command}`\n\n"
         f"Samples:\n\n{lm.format_samples(samples, PROMPT)}",
-        training=f"- Settings: `{dataclasses.asdict(settings)}`\n"
-        f"- Backend: {backend}; hardware: {os.cpu_count()} CPU cores; "
-        f"{timings['train_seconds']:.0f} s of training in this process, "
-        f"{timings['tokens_per_second']} tokens/s\n"
-        f"- Parameters: {model.count_params():,}; weights stored as {dtype}",
+        training=lm.training_section(settings, model, dtype, throughput),
     )
 
 

@@ -26,6 +26,8 @@ temperatures), `model_card` (the five sections of every kzoo model card) and
 `write_outputs` (model, metrics, timings, samples, card, `--publish`).
 """
 
+import dataclasses
+import os
 import time
 
 import keras
@@ -371,6 +373,18 @@ def format_samples(samples, prompt):
         f"Temperature {t:g} (prompt {prompt!r}):\n\n```\n{text.strip()}\n```" for t, text in samples
     ]
     return "\n\n".join(blocks)
+
+
+def training_section(settings, model, dtype, throughput):
+    """The `## Training` section of a card: settings, backend, hardware, time, parameters."""
+    timings = throughput.summary()
+    return (
+        f"- Settings: `{dataclasses.asdict(settings)}`\n"
+        f"- Backend: {keras.backend.backend()}; hardware: {os.cpu_count()} CPU cores; "
+        f"training in this process: {timings['epochs_trained']} epoch(s), "
+        f"{timings['train_seconds']:.0f} s, {timings['tokens_per_second']} tokens/s\n"
+        f"- Parameters: {model.count_params():,}; weights stored as {dtype}"
+    )
 
 
 def model_card(title, summary, **sections):
