@@ -1,114 +1,329 @@
-"""Spanish -> English translation with kzoo.models.Seq2Seq on the Tatoeba pairs.
+"""Spanish -> English translation with an attention Seq2Seq on the Tatoeba pairs.
 
-Data: kzoo.datasets.spa_eng.load_pairs (offline with KZOO_DATA_DIR), pairs
-whose sides both have at most MAX_WORDS words. The model's preprocessor
-(kzoo.models.Seq2SeqPreprocessor, saved inside the .keras file) lowercases and
-splits off punctuation, and writes outputs back as cased sentences. A seeded
-shuffle holds out TEST_SIZE pairs for corpus BLEU (sacrebleu, one reference per
-sentence, on the lowercased tokens) and VALIDATION_SIZE pairs for the loss.
+Trains `kzoo.models.Seq2Seq` (bidirectional LSTM encoder, Luong attention
+decoder, teacher forcing) with `fit` on the spa-eng pairs whose sides both have
+at most `max_words` words, measures the corpus BLEU of greedy translations of a
+slice of the validation pairs after every epoch (sacrebleu, one reference, on
+the lowercased tokens), keeps the model of the best epoch, and reports greedy
+and beam-search BLEU on the held-out test pairs, with sample translations and
+an attention heatmap. The model's preprocessor (saved inside the `.keras`
+file) lowercases and splits off punctuation, and writes its outputs back as
+cased sentences.
 
-    KERAS_BACKEND=jax python recipes/translate.py                     # full run
-    KERAS_BACKEND=jax python recipes/translate.py --time-budget-minutes 25
-    KERAS_BACKEND=torch python recipes/translate.py --quick           # CI smoke
+    KZOO_DATA_DIR=/work/shared/data KERAS_BACKEND=jax python recipes/translate.py  # full run
+    KERAS_BACKEND=torch python recipes/translate.py --quick     # smoke run, about a minute
+    python recipes/translate.py --publish                       # also copy to saved_models/
 
-Writes to --output-dir (default saved_models/): translate_<name>.keras (with its
-vocabularies inside: `kzoo.models.load(path).translate([...])` needs nothing
-else), an attention heatmap (.png) and a model card (.md).
+Needs `sacrebleu` and `matplotlib` (`pip install "kzoo[recipes]"`).
+Writes into `runs/translate/<backend>[-quick]-seed<seed>/` (or `--output-dir`):
+`model.keras` (the model of the best epoch with its vocabularies:
+`kzoo.models.load(path).translate(["¿Dónde está Tom?"])`; float16 weights
+above `max_file_mb`), `best.keras`, `attention.png`, `metrics.json` (final
+scores and sample translations), `timings.json`, `log.csv` (per epoch),
+`model_card.md`, and `backup/` (to resume an interrupted run: run the same
+command again). `--publish` copies the model, card and heatmap to
+`saved_models/translate_spa_eng{.keras,.md,_attention.png}`.
 """
 
-import argparse
-import os
+import dataclasses
 import random
-import sys
 import time
 
+import keras
 import numpy as np
 
-# --- settings ---------------------------------------------------------------
-MAX_WORDS = 15  # longest sentence kept, in words, on both sides
-SOURCE_VOCAB = 6000  # including pad, start, end, unk
-TARGET_VOCAB = 5000
-EMBEDDING_DIM = 128
-UNITS = 256
-ENCODER_LAYERS = 1
-CELL_TYPE = "lstm"
-ATTENTION = "luong"
-DROPOUT = 0.2
-TEACHER_FORCING_RATIO = 1.0
-BATCH_SIZE = 128
-EPOCHS = 10
-LEARNING_RATE = 2e-3
-TEST_SIZE = 2000  # held-out pairs for BLEU
-VALIDATION_SIZE = 1000
-BEAM_WIDTH = 4
-MAX_TARGET_LEN = 32  # generated tokens + 1 (start token)
-LENGTH_PENALTY = 0.6
-BUCKETS = (10, 16, 24)  # padded token lengths, one compiled shape each
-LOG_EVERY = 200  # batches between progress lines
-MAX_FILE_MB = 10.0  # larger models are stored with float16 weights
-SEED = 0
-NAME = "spa_eng"
+from kzoo.datasets.spa_eng import load_pairs
+from kzoo.models import Seq2Seq, Seq2SeqPreprocessor
+from kzoo.models.saving import save_compact
+from kzoo.recipes import (
+    BestModel,
+    EpochMetric,
+    RunFolder,
+    parse_settings,
+    progress,
+    training_callbacks,
+)
+from kzoo.utils.atomic_write import atomic_path
+from kzoo.utils.bucketing import BucketedBatches
+from kzoo.utils.optional import require
 
-# --quick: a tiny model on few short pairs, for CI (< 40 s per backend).
-QUICK = dict(
-    NUM_PAIRS=2000,
-    SOURCE_VOCAB=600,
-    TARGET_VOCAB=500,
-    EMBEDDING_DIM=16,
-    UNITS=32,
-    EPOCHS=1,
-    TEST_SIZE=64,
-    VALIDATION_SIZE=64,
-    BEAM_WIDTH=2,
-    MAX_TARGET_LEN=10,
-    BUCKETS=(8,),
-    NAME="quick",
+MODEL = {"model": True}  # metadata of the settings passed to Seq2Seq as they are
+
+
+def _setting(default, help, **metadata):
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Data.
+    max_words: int = _setting(15, "longest sentence kept, in words, on both sides", min=1)
+    num_pairs: int | None = _setting(
+        None, "use only the first (shortest) pairs of the corpus (none: all)", min=10
+    )
+    source_vocab: int = _setting(6000, "Spanish vocabulary (with 4 special tokens)", min=5)
+    target_vocab: int = _setting(5000, "English vocabulary (with 4 special tokens)", min=5)
+    test_size: int = _setting(2000, "held-out pairs for the test BLEU", min=1)
+    validation_size: int = _setting(1000, "held-out pairs for the validation loss", min=1)
+    buckets: tuple[int, ...] = _setting(
+        (10, 16, 24), "padded token lengths (one compiled shape each; longer pairs left out)"
+    )
+    # The model (Seq2Seq arguments).
+    embedding_dim: int = _setting(128, "embedding size", min=1, **MODEL)
+    units: int = _setting(256, "encoder memory and decoder width (even)", min=2, **MODEL)
+    encoder_layers: int = _setting(1, "stacked encoder layers", min=1, **MODEL)
+    cell_type: str = _setting("lstm", "recurrent cell", choices=("lstm", "gru"), **MODEL)
+    attention: str = _setting("luong", "attention", choices=("luong", "bahdanau"), **MODEL)
+    dropout: float = _setting(0.2, "dropout on embeddings and attention", min=0, max=0.99, **MODEL)
+    teacher_forcing_ratio: float = _setting(
+        1.0, "probability of feeding the true previous token", min=0, max=1, **MODEL
+    )
+    # Training and evaluation.
+    epochs: int = _setting(10, "most epochs", min=1)
+    patience: int | None = _setting(None, "epochs without a better BLEU before stopping", min=1)
+    batch_size: int = _setting(128, "pairs per batch", min=1)
+    learning_rate: float = _setting(2e-3, "Adam learning rate", min=0)
+    clipnorm: float = _setting(1.0, "gradient norm clipping", min=0)
+    bleu_pairs: int = _setting(300, "validation pairs translated for the BLEU of each epoch", min=1)
+    bleu_every: int = _setting(1, "compute the validation BLEU every this many epochs", min=1)
+    beam_width: int | None = _setting(
+        4, "beam width of the test beam search (none: greedy search only)", min=1
+    )
+    length_penalty: float = _setting(0.6, "GNMT length penalty alpha of the beam search", min=0)
+    max_target_len: int = _setting(32, "most generated tokens + 1 (the start token)", min=2)
+    max_file_mb: float = _setting(10.0, "larger models are stored with float16 weights", min=0)
+
+
+QUICK = {
+    "max_words": 5,
+    "num_pairs": 20000,
+    "source_vocab": 2000,
+    "target_vocab": 1500,
+    "test_size": 200,
+    "validation_size": 200,
+    "buckets": (8,),
+    "embedding_dim": 64,
+    "units": 128,
+    "dropout": 0.1,
+    "epochs": 4,
+    "batch_size": 64,
+    "learning_rate": 5e-3,
+    "bleu_pairs": 200,
+    "beam_width": 2,
+    "max_target_len": 12,
+}
+SMOKE = (
+    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
+    "training works, not how good the full model is."
 )
 
 
-def load_data(settings, quick):
-    """Raw `(spanish, english)` pairs: train, validation, test."""
-    from kzoo.datasets.spa_eng import load_pairs
+def main(argv=None):
+    settings, options = parse_settings(
+        Settings, QUICK, argv=argv, recipe="translate", description=__doc__
+    )
+    keras.utils.set_random_seed(options.seed)
+    sacrebleu = require("sacrebleu", "recipes", "BLEU scores")
+    require("matplotlib", "recipes", "the attention heatmap")
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print(SMOKE)
+    splits = load_data(settings, options.seed)
+    model = build_model(settings, splits["train"], options.seed)
+    train = make_batches(splits["train"], model.preprocessor, settings, options.seed)
+    validation = make_batches(splits["validation"], model.preprocessor, settings)
+    bleu_pairs = splits["validation"][: settings.bleu_pairs]
+    val_bleu = EpochMetric(
+        "val_bleu",
+        lambda m: bleu(sacrebleu, m, bleu_pairs, settings)[0],
+        every=settings.bleu_every,
+    )
+    callbacks, backup = training_callbacks(
+        run,
+        monitor="val_bleu",
+        mode="max",
+        patience=settings.patience,
+        metrics=[val_bleu],
+        datasets=[train],
+        resume=options.resume,
+    )
+    started = time.perf_counter()
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        model.fit(
+            train,
+            epochs=settings.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            validation_data=validation,
+        )
+    timings = {"train_seconds_this_process": round(time.perf_counter() - started, 1)}
+    model.load_weights(run.file("best.keras"))
+    best = next(c for c in callbacks if isinstance(c, BestModel))
+    metrics, shown = evaluate(sacrebleu, model, splits, settings, timings)
+    metrics.update(best_epoch=best.best_epoch + 1, best_val_bleu=best.best)
+    metrics["epochs_run"] = count_epochs(run.file("log.csv"))
+    plot_attention(model, *shown, run.file("attention.png"))
+    write_outputs(run, model, splits, settings, options, metrics, timings)
+    print(run.summary())
+    return metrics
 
+
+def load_data(settings, seed):
+    """Raw `(spanish, english)` pairs: `{"train", "validation", "test"}`."""
     pairs = []
-    for english, spanish in load_pairs():
-        if len(english.split()) <= MAX_WORDS and len(spanish.split()) <= MAX_WORDS:
+    for english, spanish in progress(load_pairs(), label="Loading spa-eng", unit="pairs"):
+        if (
+            len(english.split()) <= settings.max_words
+            and len(spanish.split()) <= settings.max_words
+        ):
             pairs.append((spanish, english))
-    if quick:
-        pairs = pairs[: settings["NUM_PAIRS"]]
-    random.Random(SEED).shuffle(pairs)
-    test = pairs[: settings["TEST_SIZE"]]
-    validation = pairs[settings["TEST_SIZE"] : settings["TEST_SIZE"] + settings["VALIDATION_SIZE"]]
-    train = pairs[settings["TEST_SIZE"] + settings["VALIDATION_SIZE"] :]
-    return train, validation, test
+    # The corpus is ordered by length: the first pairs are the shortest.
+    pairs = pairs[: settings.num_pairs]
+    random.Random(seed).shuffle(pairs)
+    test, rest = pairs[: settings.test_size], pairs[settings.test_size :]
+    splits = {
+        "test": test,
+        "validation": rest[: settings.validation_size],
+        "train": rest[settings.validation_size :],
+    }
+    print("Pairs: " + ", ".join(f"{name} {len(split)}" for name, split in splits.items()))
+    return splits
 
 
-def make_batches(pairs, preprocessor, batch_size, buckets, shuffle=False):
+def build_model(settings, train_pairs, seed):
+    """The compiled Seq2Seq, with vocabularies from the training pairs."""
+    preprocessor = Seq2SeqPreprocessor.from_pairs(
+        train_pairs, settings.source_vocab, settings.target_vocab
+    )
+    arguments = {
+        field.name: getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if field.metadata.get("model")
+    }
+    model = Seq2Seq(preprocessor=preprocessor, seed=seed, **arguments)
+    # The loss is the task's default (MaskedSequenceLoss on the logits).
+    model.compile(keras.optimizers.Adam(settings.learning_rate, clipnorm=settings.clipnorm))
+    model.build()
+    print(
+        f"Vocabularies: Spanish {len(preprocessor.source_vocabulary)}, English "
+        f"{len(preprocessor.target_vocabulary)}; {model.count_params():,} parameters"
+    )
+    return model
+
+
+def make_batches(pairs, preprocessor, settings, seed=None):
     """`((source, decoder_in), target)` batches of similar length (kzoo.utils.bucketing).
 
     Source, decoder input and target of a batch share one padded length from
-    `buckets` (one compiled shape per bucket); pairs longer than the last
-    bucket are left out.
+    `settings.buckets` (one compiled shape per bucket); pairs longer than the
+    last bucket are left out. With a `seed`, the batches are shuffled from
+    `(seed, epoch)` (training); without, they keep their order.
     """
-    from kzoo.utils.bucketing import BucketedBatches
-
     sources = preprocessor.encode_source([s for s, _ in pairs])
     targets = preprocessor.encode_target([t for _, t in pairs])
-    rows = [
-        i for i in range(len(pairs)) if max(len(sources[i]), len(targets[i]) - 1) <= buckets[-1]
-    ]
+    longest = settings.buckets[-1]
+    rows = [i for i in range(len(pairs)) if max(len(sources[i]), len(targets[i]) - 1) <= longest]
     return BucketedBatches(
         ([sources[i] for i in rows], [targets[i][:-1] for i in rows]),
         [targets[i][1:] for i in rows],
-        batch_size=batch_size,
-        bucket_boundaries=buckets,
-        shuffle=shuffle,
+        batch_size=settings.batch_size,
+        bucket_boundaries=settings.buckets,
+        shuffle=seed is not None,
         padding_value=preprocessor.pad_token_id,
-        seed=SEED,
+        seed=seed,
     )
 
 
-def plot_attention(model, sources, tokens, path):
+def translate_ids(model, pairs, settings, label=None, **search):
+    """Padded source ids and the best output ids `(n, max_target_len)` of each pair."""
+    pre = model.preprocessor
+    sources = pre.pad(pre.encode_source([s for s, _ in pairs]), settings.buckets[-1])
+    chunk = 250
+    starts = range(0, len(sources), chunk)
+    if label is not None:
+        starts = progress(starts, label=label, unit="batches")
+    outputs = [
+        model.generate(
+            sources[start : start + chunk],
+            max_length=settings.max_target_len,
+            batch_size=chunk,
+            **search,
+        )[0][:, 0]
+        for start in starts
+    ]
+    return sources, np.concatenate(outputs)
+
+
+def bleu(sacrebleu, model, pairs, settings, label=None, **search):
+    """Corpus BLEU (sacrebleu, lowercased tokens) of the model's translations; and the ids."""
+    pre = model.preprocessor
+    sources, outputs = translate_ids(model, pairs, settings, label, **search)
+    hypotheses = [" ".join(pre.target_tokens(ids)) for ids in outputs]
+    references = [" ".join(pre.tokenize(english)) for _, english in pairs]
+    # force: both sides are tokenized on purpose (sacrebleu warns otherwise).
+    score = sacrebleu.corpus_bleu(hypotheses, [references], force=True).score
+    return score, sources, outputs
+
+
+def evaluate(sacrebleu, model, splits, settings, timings):
+    """Final metrics of the best model (test BLEU greedy and beam, validation loss,
+    sample translations), and three sources with their translations, for the heatmap."""
+    test = splits["test"]
+    metrics = {"pairs": {name: len(pairs) for name, pairs in splits.items()}}
+    started = time.perf_counter()
+    greedy, sources, outputs = bleu(
+        sacrebleu, model, test, settings, label="Translating the test pairs (greedy)"
+    )
+    timings["test_greedy_seconds"] = round(time.perf_counter() - started, 1)
+    metrics["test_bleu_greedy"] = greedy
+    if settings.beam_width is not None:
+        started = time.perf_counter()
+        metrics["test_bleu_beam"], _, _ = bleu(
+            sacrebleu,
+            model,
+            test,
+            settings,
+            label=f"Translating the test pairs (beam search, width {settings.beam_width})",
+            sampler="beam",
+            num_beams=settings.beam_width,
+            length_penalty=settings.length_penalty,
+        )
+        timings["test_beam_seconds"] = round(time.perf_counter() - started, 1)
+    validation = make_batches(splits["validation"], model.preprocessor, settings)
+    metrics["validation_loss"] = float(
+        model.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    )
+    metrics["examples"] = [
+        {"es": es, "en": en, "mt": model.preprocessor.decode(ids)}
+        for (es, en), ids in zip(test[:8], outputs[:8])
+    ]
+    print(f"Test BLEU on {len(test)} pairs: {bleu_text(metrics, settings)}")
+    for example in metrics["examples"]:
+        print("  es: {es}\n  en: {en}\n  mt: {mt}".format(**example))
+    return metrics, (sources[:3], outputs[:3])
+
+
+def bleu_text(metrics, settings):
+    text = f"greedy {metrics['test_bleu_greedy']:.2f}"
+    if "test_bleu_beam" in metrics:
+        text += (
+            f", beam {settings.beam_width} (alpha {settings.length_penalty}) "
+            f"{metrics['test_bleu_beam']:.2f}"
+        )
+    return text
+
+
+def count_epochs(log):
+    with open(log, encoding="utf-8") as f:
+        return len(f.read().splitlines()) - 1
+
+
+def plot_attention(model, sources, outputs, path):
+    """Heatmaps of the attention weights of three translations."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,285 +331,112 @@ def plot_attention(model, sources, tokens, path):
 
     pre = model.preprocessor
     figure, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 5))
-    for ax, source, output in zip(np.atleast_1d(axes), sources, tokens):
-        words = pre.target_tokens(output)
-        decoder_inputs = np.asarray(output[None, : len(words) + 1], dtype="int32")
+    for ax, source, output in zip(np.atleast_1d(axes), sources, outputs):
+        words = pre.target_tokens(output) + [pre.end_token]
+        decoder_inputs = np.asarray(output[None, : len(words)], dtype="int32")
+        source_length = int((source != pre.pad_token_id).sum())
         weights = model.attention_weights(source[None], decoder_inputs)[0]
-        src_len = int((source != pre.pad_token_id).sum())
-        out_words = words + [pre.end_token]
-        weights = weights[: len(out_words), :src_len]
-        ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(src_len))
-        ax.set_xticklabels([pre.source_vocabulary[i] for i in source[:src_len]], rotation=60)
-        ax.set_yticks(range(len(out_words)))
-        ax.set_yticklabels(out_words)
+        ax.imshow(weights[: len(words), :source_length], cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(source_length))
+        ax.set_xticklabels([pre.source_vocabulary[i] for i in source[:source_length]], rotation=60)
+        ax.set_yticks(range(len(words)))
+        ax.set_yticklabels(words)
         ax.set_xlabel("Spanish (source)")
         ax.set_ylabel("English (output)")
-    from kzoo.utils import atomic_path
-
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=80)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
     plt.close(figure)
 
 
-def parse_args(argv=None):
-    from kzoo.utils import check_writable_folder, float_range, int_range
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    # Values given here win over the settings above and over --quick's.
-    parser.add_argument("--epochs", type=int_range(1), default=None)
-    parser.add_argument(
-        "--time-budget-minutes",
-        type=float_range(0, min_inclusive=False),
-        default=None,
-        help="stop training after this long, then evaluate and save",
-    )
-    parser.add_argument("--units", type=int_range(1), default=None, help=f"default {UNITS}")
-    parser.add_argument(
-        "--embedding-dim", type=int_range(1), default=None, help=f"default {EMBEDDING_DIM}"
-    )
-    parser.add_argument(
-        "--vocab",
-        type=int_range(5),  # the 4 special tokens and at least one word
-        nargs=2,
-        default=None,
-        metavar=("SOURCE", "TARGET"),
-        help=f"vocabulary sizes (default {SOURCE_VOCAB} {TARGET_VOCAB})",
-    )
-    parser.add_argument("--output-dir", default="saved_models")
-    parser.add_argument(
-        "--eval-size",
-        type=int_range(1),
-        default=None,
-        help="test pairs for BLEU (default: all TEST_SIZE)",
-    )
-    parser.add_argument(
-        "--evaluate",
-        action="store_true",
-        help="no training: score the saved model in --output-dir on this backend",
-    )
-    args = parser.parse_args(argv)
-    try:  # before any data is loaded or any model trained
-        check_writable_folder(os.path.join(args.output_dir, "translate.md"))
-    except OSError as e:
-        parser.error(f"argument --output-dir: {e}")
-    return args
-
-
-def make_settings(args):
-    settings = {k: v for k, v in globals().items() if k.isupper()}
-    if args.quick:
-        settings.update(QUICK)
-    if args.epochs is not None:
-        settings["EPOCHS"] = args.epochs
-    if args.units is not None:
-        settings["UNITS"] = args.units
-    if args.embedding_dim is not None:
-        settings["EMBEDDING_DIM"] = args.embedding_dim
-    if args.vocab is not None:
-        settings["SOURCE_VOCAB"], settings["TARGET_VOCAB"] = args.vocab
-    return settings
-
-
-def evaluate_bleu(model, pairs, settings):
-    """Greedy and beam corpus BLEU (sacrebleu, lowercased tokens) of `model` on `pairs`."""
-    import sacrebleu
-
-    pre = model.preprocessor
-    sources = pre.pad(pre.encode_source([s for s, _ in pairs]), settings["BUCKETS"][-1])
-    references = [" ".join(pre.tokenize(t)) for _, t in pairs]
-    results = {"pairs": len(pairs)}
-    start = time.time()
-    greedy, _ = model.generate(sources, max_length=settings["MAX_TARGET_LEN"], batch_size=256)
-    greedy = greedy[:, 0]
-    hyps = {"greedy": [" ".join(pre.target_tokens(g)) for g in greedy]}
-    results["greedy_seconds"] = time.time() - start
-    start = time.time()
-    beams, _ = model.generate(
-        sources,
-        max_length=settings["MAX_TARGET_LEN"],
-        sampler="beam",
-        num_beams=settings["BEAM_WIDTH"],
-        length_penalty=LENGTH_PENALTY,
-        batch_size=256,
-    )
-    hyps["beam"] = [" ".join(pre.target_tokens(b)) for b in beams[:, 0]]
-    results["beam_seconds"] = time.time() - start
-    for name, lines in hyps.items():
-        # force: both sides are tokenized on purpose (sacrebleu warns otherwise).
-        results[f"bleu_{name}"] = sacrebleu.corpus_bleu(lines, [references], force=True).score
-    print(
-        f"BLEU on {len(pairs)} held-out pairs: greedy {results['bleu_greedy']:.2f}, "
-        f"beam{settings['BEAM_WIDTH']} (alpha {LENGTH_PENALTY}) {results['bleu_beam']:.2f}",
-        flush=True,
-    )
-    shown = min(8, len(pairs))
-    examples = [(*pairs[i], pre.decode(beams[i, 0])) for i in range(shown)]
-    for example in examples:
-        print("  es: {}\n  en: {}\n  mt: {}".format(*example))
-    return results, examples, sources, greedy
-
-
-def write_scores(stem, results):
-    """Writes `<stem>_eval_<backend>.json`."""
-    path = f"{stem}_eval_{results['backend']}.json"
-    from kzoo.utils import write_json
-
-    write_json(path, results, indent=1)
-    return path
-
-
-def evaluate_saved(args, settings):
-    """Scores the saved model (vocabularies inside) on this backend's decoding."""
-    import keras
-
-    from kzoo.models import load
-
-    stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
-    model = load(stem + ".keras")
-    _, _, test = load_data(settings, args.quick)
-    eval_pairs = test[: args.eval_size] if args.eval_size else test
-    results, _, _, _ = evaluate_bleu(model, eval_pairs, settings)
-    results["backend"] = keras.backend.backend()
-    results["model"] = os.path.basename(stem) + ".keras"
-    print(f"wrote {write_scores(stem, results)}")
-    return results
-
-
-def train(model, batches, val_batches, settings, budget):
-    """Teacher-forced training on bucketed batches.
-
-    Returns:
-        `(epochs done, validation loss after the last one)`.
-    """
-    epochs_done, val_loss = 0.0, float("nan")
-    for epoch in range(settings["EPOCHS"]):
-        batches.set_epoch(epoch)
-        losses = []
-        for x, y in batches:
-            losses.append(float(model.train_on_batch(x, y, return_dict=True)["loss"]))
-            if len(losses) % LOG_EVERY == 0:
-                print(
-                    f"  epoch {epoch + 1} batch {len(losses)}/{len(batches)}: train loss "
-                    f"{np.mean(losses[-LOG_EVERY:]):.3f}, {budget.elapsed():.0f} s",
-                    flush=True,
-                )
-            if budget.expired():
-                break
-        val_loss = float(
-            np.mean([model.test_on_batch(x, y, return_dict=True)["loss"] for x, y in val_batches])
+def write_outputs(run, model, splits, settings, options, metrics, timings):
+    run.write_json("metrics.json", metrics)
+    run.write_json("timings.json", timings)
+    storage = save_compact(model, run.file("model.keras"), max_megabytes=settings.max_file_mb)
+    for name in ("model.keras", "best.keras", "attention.png", "log.csv"):
+        run.record(name)
+    card = model_card(model, splits, settings, options, metrics, timings, storage)
+    run.write_text("model_card.md", card)
+    if options.publish:
+        run.publish(
+            ["model.keras", "model_card.md", "attention.png"],
+            "saved_models",
+            rename={
+                "model.keras": "translate_spa_eng.keras",
+                "model_card.md": "translate_spa_eng.md",
+                "attention.png": "translate_spa_eng_attention.png",
+            },
         )
-        epochs_done = epoch + len(losses) / len(batches)
-        print(
-            f"epoch {epoch + 1}: train loss {np.mean(losses):.3f} "
-            f"({len(losses)}/{len(batches)} batches), validation loss {val_loss:.3f}, "
-            f"{budget.elapsed():.0f} s",
-            flush=True,
-        )
-        if budget.stopped:
-            print(f"stopped: {budget.reason}", flush=True)
-            break
-    return epochs_done, val_loss
 
 
-def main(argv=None):
-    args = parse_args(argv)
-
-    import keras
-
-    from kzoo.callbacks import TrainingBudget
-    from kzoo.models import Seq2Seq, Seq2SeqPreprocessor
-    from kzoo.models.saving import save_compact
-    from kzoo.utils import write_text
-
-    settings = make_settings(args)
-    if args.evaluate:
-        return evaluate_saved(args, settings)
-    keras.utils.set_random_seed(SEED)
-    started = time.time()
-
-    train_pairs, validation, test = load_data(settings, args.quick)
-    preprocessor = Seq2SeqPreprocessor.from_pairs(
-        train_pairs, settings["SOURCE_VOCAB"], settings["TARGET_VOCAB"]
-    )
-    src_vocab, tgt_vocab = preprocessor.source_vocabulary, preprocessor.target_vocabulary
-    print(
-        f"pairs: train {len(train_pairs)}, validation {len(validation)}, test {len(test)}; "
-        f"vocab: spa {len(src_vocab)}, eng {len(tgt_vocab)}",
-        flush=True,
-    )
-
-    model = Seq2Seq(
-        preprocessor=preprocessor,
-        embedding_dim=settings["EMBEDDING_DIM"],
-        units=settings["UNITS"],
-        encoder_layers=ENCODER_LAYERS,
-        cell_type=CELL_TYPE,
-        attention=ATTENTION,
-        dropout=DROPOUT,
-        teacher_forcing_ratio=TEACHER_FORCING_RATIO,
-        seed=SEED,
-    )
-    # The loss is the task's default (MaskedSequenceLoss on the logits).
-    model.compile(keras.optimizers.Adam(LEARNING_RATE, clipnorm=1.0))
-    model.build()
-    batches = make_batches(train_pairs, preprocessor, BATCH_SIZE, settings["BUCKETS"], shuffle=True)
-    val_batches = make_batches(validation, preprocessor, 256, settings["BUCKETS"])
-    minutes = args.time_budget_minutes
-    budget = TrainingBudget(None if minutes is None else 60 * minutes)
-    epochs_done, val_loss = train(model, batches, val_batches, settings, budget)
-    train_seconds = budget.elapsed()
-
-    eval_pairs = test[: args.eval_size] if args.eval_size else test
-    results, examples, sources, greedy = evaluate_bleu(model, eval_pairs, settings)
-
-    # --- artifacts --------------------------------------------------------------
-    os.makedirs(args.output_dir, exist_ok=True)
-    stem = os.path.join(args.output_dir, f"translate_{settings['NAME']}")
-    storage = save_compact(model, stem + ".keras", max_megabytes=MAX_FILE_MB)
-    plot_attention(model, sources[:3], greedy[:3], stem + "_attention.png")
-    size_mb = os.path.getsize(stem + ".keras") / 2**20
+def model_card(model, splits, settings, options, metrics, timings, storage):
+    """The model card, in the five sections every kzoo card has."""
     backend = keras.backend.backend()
-    results.update(backend=backend, validation_loss=val_loss, train_seconds=train_seconds)
-    results.update(epochs=epochs_done, storage_dtype=storage)
-    write_scores(stem, results)
-    command = " ".join(argv if argv is not None else sys.argv[1:])
-    card = [
-        f"# translate_{settings['NAME']}: Spanish -> English Seq2Seq",
-        "",
-        f"- Backend: {backend}; Keras {keras.__version__}; command: "
-        f"`KERAS_BACKEND={backend} python recipes/translate.py {command}`",
-        f"- Data: Tatoeba spa-eng (manythings.org/anki, CC-BY 2.0 FR), pairs of <= {MAX_WORDS} "
-        f"words; train {len(train_pairs)}, validation {len(validation)}, test {len(test)} "
-        f"(seeded shuffle, seed {SEED}); lowercased, punctuation split (the model's "
-        "preprocessor, saved in the file, with a casing table for its outputs).",
-        f"- Model: {model.count_params():,} parameters, {size_mb:.1f} MB ({storage} weights in "
-        f"the file); embedding {settings['EMBEDDING_DIM']}, units {settings['UNITS']}, "
-        f"bidirectional {CELL_TYPE} encoder, {ATTENTION} attention; vocab spa "
-        f"{len(src_vocab)}, eng {len(tgt_vocab)}.",
-        f"- Training: {epochs_done:.2f} epochs in {train_seconds:.0f} s"
-        f"{' (stopped by the time budget)' if budget.stopped else ''}, batch {BATCH_SIZE}, "
-        f"Adam {LEARNING_RATE}, teacher forcing ratio {TEACHER_FORCING_RATIO}; final "
-        f"validation loss {val_loss:.3f}.",
-        f"- Corpus BLEU (sacrebleu, 1 reference, lowercased tokenized text) on "
-        f"{len(eval_pairs)} held-out pairs: greedy {results['bleu_greedy']:.2f}, beam "
-        f"{settings['BEAM_WIDTH']} alpha {LENGTH_PENALTY}: {results['bleu_beam']:.2f}.",
-        f"- Decoding time for {len(eval_pairs)} sentences: greedy "
-        f"{results['greedy_seconds']:.1f} s, beam {results['beam_seconds']:.1f} s "
-        "(including compilation).",
-        "",
-        "Examples (source / reference / beam output, `translate` style):",
-        "",
-        *[f"- {s} / {r} / {h}" for s, r, h in examples],
-        "",
-        f"Attention heatmap: `translate_{settings['NAME']}_attention.png`.",
-        "",
-    ]
-    write_text(stem + ".md", "\n".join(card))
-    print(f"saved {stem}.keras ({size_mb:.1f} MB); total {time.time() - started:.0f} s")
-    return results
+    pairs = metrics["pairs"]
+    flags = " --quick" if options.quick else ""
+    command = (
+        f"KZOO_DATA_DIR=... KERAS_BACKEND={backend} python recipes/translate.py{flags} "
+        f"--seed {options.seed}"
+    )
+    settings_text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items())
+    smoke = (
+        " This is a smoke-run model (`--quick`): it shows that training works."
+        if options.quick
+        else ""
+    )
+    return "\n".join(
+        [
+            "# translate_spa_eng: Spanish -> English Seq2Seq",
+            "",
+            f"`kzoo.models.Seq2Seq`: bidirectional {model.cell_type.upper()} encoder, "
+            f"{model.attention} attention decoder, embedding {model.embedding_dim}, units "
+            f"{model.units}; {model.count_params():,} parameters ({storage} weights in the file).",
+            "",
+            "## Intended use",
+            "",
+            "Translating short, everyday Spanish sentences (phrase-book style) into English: "
+            "`kzoo.models.load('translate_spa_eng.keras').translate(['¿Dónde está Tom?'])` on "
+            "any backend, without TensorFlow." + smoke,
+            "",
+            "## Limitations",
+            "",
+            f"Trained on sentences of at most {settings.max_words} words from Tatoeba: longer or "
+            "technical text, names and words outside the vocabulary (shown as `<unk>`) translate "
+            "poorly. One reference per sentence; the model has no notion of context.",
+            "",
+            "## Data",
+            "",
+            "Tatoeba Spanish-English pairs (manythings.org/anki `spa.txt`, 2018-04-07), pairs of "
+            f"<= {settings.max_words} words on both sides; seeded shuffle (seed {options.seed}) "
+            f"into train {pairs['train']}, validation {pairs['validation']}, test {pairs['test']}; "
+            "lowercased, punctuation split (the model's preprocessor, saved in the file).",
+            "",
+            "Licence: CC BY 2.0 FR (Tatoeba, via manythings.org/anki; attribution: tatoeba.org "
+            "and manythings.org).",
+            "",
+            "## Metrics",
+            "",
+            f"Corpus BLEU (sacrebleu, 1 reference, lowercased tokenized text) on the {pairs['test']} "
+            f"test pairs: {bleu_text(metrics, settings)}; validation BLEU "
+            f"(greedy, {settings.bleu_pairs} pairs) {metrics['best_val_bleu']:.2f} at epoch "
+            f"{metrics['best_epoch']} (the model kept); validation loss "
+            f"{metrics['validation_loss']:.3f}. Command: `{command}`.",
+            "",
+            "Examples (source / reference / greedy output):",
+            "",
+            *[f"- {e['es']} / {e['en']} / {e['mt']}" for e in metrics["examples"]],
+            "",
+            "Attention heatmap: `translate_spa_eng_attention.png`.",
+            "",
+            "## Training",
+            "",
+            f"{metrics['epochs_run']} epochs, Adam, teacher forcing, on the {backend} backend "
+            f"(Keras {keras.__version__}), 2 CPU cores; training took "
+            f"{timings['train_seconds_this_process']} s in the last process (a resumed run "
+            f"counts only its own part). Settings: {settings_text}.",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -1,33 +1,44 @@
-"""Smoke test of recipes/translate.py --quick on the real spa-eng pairs."""
+"""`recipes/translate.py`: its batches, and a tiny run killed mid-epoch and resumed."""
 
-import importlib.util
-import os
+import math
 
 import keras
 import numpy as np
-import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RECIPE = os.path.join(HERE, "..", "..", "recipes", "translate.py")
+import kzoo.models  # noqa: F401  (registers Seq2Seq for load_model)
+from kzoo.models import Seq2SeqPreprocessor
+from tests.recipes.kill_resume import check_kill_and_resume
+from tests.recipes.recipe_module import load_recipe
 
-
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("translate_recipe", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# A tiny model on the 1,500 shortest pairs: 44 training batches of 32 per epoch.
+TINY = ["--quick"]
+for setting in (
+    "num_pairs=1500",
+    "max_words=4",
+    "test_size=50",
+    "validation_size=50",
+    "bleu_pairs=50",
+    "source_vocab=400",
+    "target_vocab=300",
+    "embedding_dim=16",
+    "units=32",
+    "batch_size=32",
+    "epochs=2",
+    "learning_rate=0.01",
+    "beam_width=none",
+    "max_target_len=8",
+):
+    TINY += ["--set", setting]
 
 
 def test_make_batches_share_one_bucket_length():
-    from kzoo.models import Seq2SeqPreprocessor
-
-    recipe = _load_recipe()
+    recipe = load_recipe("translate.py")
     pairs = [("¿Dónde está Tom?", "Where is Tom?"), ("Hola.", "Hello.")] * 3
     pairs.append(("uno " * 12, "one " * 12))  # 12 tokens: longer than the last bucket
     pre = Seq2SeqPreprocessor.from_pairs(pairs, 20, 20)
-    batches = recipe.make_batches(pairs, pre, batch_size=4, buckets=(4, 8))
+    settings = recipe.Settings(batch_size=4, buckets=(4, 8))
     rows = 0
-    for (source, decoder_in), target in batches:
+    for (source, decoder_in), target in recipe.make_batches(pairs, pre, settings, seed=1):
         # One padded length per batch, from the buckets, for all three arrays.
         assert source.shape[1] == decoder_in.shape[1] == target.shape[1] in (4, 8)
         assert (decoder_in[:, 0] == pre.start_token_id).all()
@@ -39,25 +50,33 @@ def test_make_batches_share_one_bucket_length():
     assert rows == 6
 
 
-@pytest.mark.large
-def test_translate_quick(shared_data_dir, tmp_path, monkeypatch):
+def test_translate_kill_resume_and_learning(shared_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    recipe = _load_recipe()
-    out = tmp_path / "out"
-    # fewer pairs than the 8 printed examples
-    results = recipe.main(["--quick", "--output-dir", str(out), "--eval-size", "5"])
-    for key in ("bleu_greedy", "bleu_beam"):
-        assert 0.0 <= results[key] <= 100.0
-    stem = out / "translate_quick"
-    model = keras.saving.load_model(str(stem) + ".keras")
+    # Killed in the middle of the 2nd epoch (44 batches per epoch).
+    metrics, output = check_kill_and_resume("translate.py", TINY, tmp_path, kill_after_batches=66)
+    assert "Smoke run (--quick)" in output
+    assert metrics["pairs"] == {"test": 50, "validation": 50, "train": 1400}
+    assert metrics["epochs_run"] == 2 and metrics["best_epoch"] in (1, 2)
+    assert 0.0 <= metrics["test_bleu_greedy"] <= 100.0 and "test_bleu_beam" not in metrics
+    # An untrained model's loss is about log(vocabulary size); this one has learned.
+    run = tmp_path / "full"
+    model = keras.saving.load_model(run / "model.keras")
+    untrained = math.log(len(model.preprocessor.target_vocabulary))
+    assert metrics["validation_loss"] < 0.8 * untrained
+    assert len(metrics["examples"]) == 8
+
     # The vocabularies are inside the file: raw text in, sentences out.
-    assert not os.path.exists(str(stem) + "_vocab.json")
-    assert model.get_config()["source_vocab_size"] == len(model.preprocessor.source_vocabulary)
     (translation,) = model.translate(["¿Dónde está Tom?"])
     assert isinstance(translation, str)
-    assert os.path.getsize(str(stem) + ".keras") <= 10 * 2**20
-    with open(str(stem) + "_attention.png", "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    card = (out / "translate_quick.md").read_text()
-    assert "BLEU" in card
+    assert (run / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (run / "model_card.md").read_text(encoding="utf-8")
+    sections = [line for line in card.splitlines() if line.startswith("## ")]
+    assert sections == [
+        "## Intended use",
+        "## Limitations",
+        "## Data",
+        "## Metrics",
+        "## Training",
+    ]
+    assert "Licence:" in card and "BLEU" in card
