@@ -133,6 +133,16 @@ class Settings:
         default=None, metadata=from_config("clipnorm", "global gradient norm clip")
     )
     num_layers: int = dataclasses.field(default=2, metadata={"min": 1})
+    softmax: str = dataclasses.field(
+        default="full",
+        metadata={
+            "help": "sampled: train on a sampled softmax (faster; exact scores in evaluation)",
+            "choices": ("full", "sampled"),
+        },
+    )
+    num_sampled: int = dataclasses.field(
+        default=1024, metadata={"help": "candidates per batch with softmax=sampled", "min": 1}
+    )
     patience: int = dataclasses.field(
         default=3, metadata={"help": "epochs without a better validation perplexity", "min": 1}
     )
@@ -259,6 +269,8 @@ def build_model(settings, vocabulary, seed):
     awd = {k: v for k, v in awd.items() if v}
     if settings.hidden_dropout != settings.dropout:
         awd["hidden_dropout"] = settings.hidden_dropout
+    if settings.softmax == "sampled":
+        awd.update(softmax="sampled", num_sampled=settings.num_sampled)
     return LanguageModel(
         vocabulary=vocabulary,
         token_level="word",

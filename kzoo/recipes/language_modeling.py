@@ -295,6 +295,11 @@ def fit_language_model(model, train, run, score, epochs, patience, resume, callb
             callbacks=[throughput, ResetStates(), *callbacks, *kept],
         )
     best = next(c for c in kept if isinstance(c, BestModel))
+    if best.best_epoch is None:
+        raise RuntimeError(
+            f"No epoch gave a finite {score.name} (the loss diverged?), so there is no best "
+            "model to load. Lower the learning rate or the gradient clip norm."
+        )
     model.load_weights(best.path)
     return best, throughput
 
