@@ -1,66 +1,135 @@
-"""Recipe: recurrent forecasting of a sine wave, airline passengers and temperatures.
+"""Recipe: recurrent forecasters of a noisy sine, airline passengers and Melbourne temperatures.
 
-Each series is split by time into train / validation / test periods. The
-scaler is fitted on the training period only; training windows have all their
-targets in the training period and validation windows in the validation
-period (their inputs may reach back into earlier periods, as at forecast time).
-The test period is forecast from every origin in it with the true history
-before that origin (rolling origin), and scored with MAE, RMSE and MASE next to
-the seasonal-naive forecast of the same targets.
+Each dataset is a stage of its own (a sub-folder of the run with its own
+backup, skipped once finished). A series is split by time into train /
+validation / test periods; the scaling is fitted on the training period
+only. After each epoch the validation period is forecast from every origin
+in it (the true history before each origin, every horizon pooled) and scored
+in the data's units (`val_mae`, `val_rmse`); the model with the best
+validation MAE is kept, and training stops when it has not improved for
+`patience` epochs. The test period is then forecast the same way and scored
+with MAE, RMSE and MASE next to the seasonal-naive forecast of the same
+targets.
 
     KZOO_DATA_DIR=/work/shared/data KERAS_BACKEND=jax python recipes/forecast.py
-    python recipes/forecast.py --quick            # CI smoke run, < 40 s
-    python recipes/forecast.py --dataset airline --time-budget-minutes 5
+    python recipes/forecast.py --quick                  # smoke run, about a minute
+    python recipes/forecast.py --datasets airline --airline-epochs 200
+    python recipes/forecast.py --publish                # also copy into saved_models/
 
-Artifacts per dataset in `--output-dir` (default `saved_models/`):
-`forecast_<name>.keras` (model with its scaler), `forecast_<name>_<backend>.json`
-(metrics), `forecast_<name>_<backend>.png` (forecast vs truth) and
-`forecast_<name>.md` (model card).
+Writes into `runs/forecast/<backend>[-quick]-seed<seed>/` (or `--output-dir`):
+`metrics.json` (final metrics of every dataset), `timings.json`, and per
+dataset a folder `<dataset>/` with `best.keras` (the model, with its scaling),
+`model_card.md`, `forecast.png` (forecasts against the truth), `metrics.json`,
+`log.csv` and `backup/`. `--publish` copies them to
+`saved_models/forecast_<dataset>.keras`, `.md`, `_<backend>.png` and `_<backend>.json`.
 """
 
-import argparse
+import dataclasses
 import os
+import shlex
 import sys
-import tempfile
 import time
 
-import numpy as np
-
 # The models are small: one thread per process is fastest, and on a shared
-# machine several threads per process mostly wait on each other.
+# machine several threads mostly wait on each other (PyTorch: 10x slower).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-if __package__ in (None, ""):  # run as a script: make `kzoo` importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
-from kzoo.callbacks import TrainingBudget  # noqa: E402
 from kzoo.datasets import timeseries  # noqa: E402
 from kzoo.metrics import mae, mase, rmse  # noqa: E402
 from kzoo.models.forecaster import Forecaster, seasonal_naive  # noqa: E402
-from kzoo.utils import (  # noqa: E402
-    atomic_path,
-    check_writable_folder,
-    float_range,
-    int_range,
-    save_model,
-    write_json,
-    write_text,
+from kzoo.recipes import (  # noqa: E402
+    BestModel,
+    EpochMetric,
+    RunFolder,
+    parse_settings,
+    training_callbacks,
 )
+from kzoo.utils.atomic_write import atomic_path  # noqa: E402
+from kzoo.utils.optional import require  # noqa: E402
 
-# Settings per dataset. Periods are (validation start, test start) as indices
-# or fractions of the series length; season is the seasonal-naive lag.
-DATASETS = {
-    "sine": dict(
+DATASETS = ("sine", "airline", "temperatures")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    datasets: tuple[str, ...] = dataclasses.field(
+        default=DATASETS, metadata={"help": "the series to train on", "choices": DATASETS}
+    )
+    units: int = dataclasses.field(default=32, metadata={"help": "recurrent units", "min": 1})
+    learning_rate: float = dataclasses.field(
+        default=3e-3, metadata={"help": "Adam learning rate", "min": 1e-6, "max": 1.0}
+    )
+    patience: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "epochs without a better validation MAE before stopping "
+            "(none: an eighth of the dataset's epochs, at least 10)",
+            "min": 1,
+        },
+    )
+    sine_epochs: int = dataclasses.field(default=60, metadata={"min": 1})
+    airline_epochs: int = dataclasses.field(default=400, metadata={"min": 1})
+    temperatures_epochs: int = dataclasses.field(default=40, metadata={"min": 1})
+    sine_batch_size: int = dataclasses.field(default=32, metadata={"min": 1})
+    airline_batch_size: int = dataclasses.field(default=16, metadata={"min": 1})
+    temperatures_batch_size: int = dataclasses.field(default=64, metadata={"min": 1})
+    sine_length: int = dataclasses.field(
+        default=1000, metadata={"help": "steps of the synthetic sine", "min": 200}
+    )
+    temperature_days: int | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "use only the last N days, split 70/15/15%% (none: all 3,650, split "
+            "1981-88 / 1989 / 1990)",
+            "min": 500,
+        },
+    )
+    seed: int = dataclasses.field(
+        default=7, metadata={"help": "random seed (7 trained the shipped models)", "min": 0}
+    )
+
+
+QUICK = {
+    "units": 16,
+    "sine_epochs": 12,
+    "airline_epochs": 60,
+    "temperatures_epochs": 6,
+    "sine_length": 400,
+    "temperature_days": 1000,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What a dataset asks for: the forecast task, its split and its source.
+
+    These define the task (and the shipped models' inputs), so they are not
+    settings. `periods` are the first validation and test steps, as indices,
+    or as fractions of the length.
+    """
+
+    season: int
+    periods: tuple
+    model: dict
+    step: str
+    source: str
+    licence: str
+
+
+PROBLEMS = {
+    "sine": Problem(
         season=50,
         periods=(0.7, 0.85),
-        model=dict(window=50, horizon=10, strategy="autoregressive", cell_type="lstm", units=32),
-        epochs=60,
-        learning_rate=3e-3,
-        batch_size=32,
+        model=dict(window=50, horizon=10, strategy="autoregressive", cell_type="lstm"),
+        step="steps",
+        source="synthetic: `kzoo.datasets.timeseries.sine_wave(n, period=50, noise=0.1, "
+        "seed=0)`, a sine of period 50 steps plus Gaussian noise of standard deviation 0.1",
+        licence="none needed: generated by kzoo's own code (Apache-2.0)",
     ),
-    "airline": dict(
+    "airline": Problem(
         season=12,
         periods=(96, 120),  # train 1949-1956, validation 1957-1958, test 1959-1960
         model=dict(
@@ -68,202 +137,269 @@ DATASETS = {
             horizon=12,
             strategy="direct",
             cell_type="lstm",
-            units=32,
             transform="log",
             level="last",
             calendar="monthly",  # month-of-year covariates made from the dates
         ),
-        epochs=400,
-        learning_rate=3e-3,
-        batch_size=16,
+        step="months",
+        source="international airline passengers, monthly totals in thousands, 1949-01 to "
+        "1960-12 (Box & Jenkins 1976, Series G), `airline-passengers.csv` of the "
+        "jbrownlee/Datasets mirror (commit d20fcb6), which cites Hyndman's Time Series "
+        "Data Library",
+        licence="none stated by the mirror or its source; a long-published series "
+        "(Box & Jenkins 1976) reproduced in textbooks",
     ),
-    "temperatures": dict(
+    "temperatures": Problem(
         season=365,
         periods=(2920, 3285),  # train 1981-1988, validation 1989, test 1990
-        model=dict(
-            window=30, horizon=7, strategy="direct", cell_type="gru", units=32, calendar="daily"
-        ),
-        epochs=40,
-        learning_rate=3e-3,
-        batch_size=64,
+        model=dict(window=30, horizon=7, strategy="direct", cell_type="gru", calendar="daily"),
+        step="days",
+        source="daily minimum temperatures in Melbourne (deg C), 1981-1990, 3,650 days, "
+        "`daily-min-temperatures.csv` of the jbrownlee/Datasets mirror (commit d20fcb6), "
+        "from Hyndman's Time Series Data Library, citing the Australian Bureau of Meteorology",
+        licence="none stated by the mirror or its source; the measurements are the "
+        "Australian Bureau of Meteorology's, a long-published textbook series",
     ),
 }
-QUICK = dict(epochs=2, units=8, sine_length=200, temperature_days=600)
-SEED = 7
 
 
-def load(name, quick):
-    """Returns `(dates or None, values)`."""
+SMOKE = (
+    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that training "
+    "works, not how good the full model is."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """One dataset's values, dates (None for the sine) and split points."""
+
+    name: str
+    values: np.ndarray
+    dates: np.ndarray | None
+    val_start: int
+    test_start: int
+
+    @property
+    def train(self):
+        return self.values[: self.val_start]
+
+
+class ShuffledWindows(keras.utils.PyDataset):
+    """Training windows in batches, reshuffled from `(seed, epoch)` every epoch.
+
+    Every batch has `batch_size` rows: the last one is completed with the
+    first rows of the epoch's order, so each epoch sees every window and the
+    step function is compiled for one shape (JAX, TensorFlow).
+
+    Args:
+        x: `(n, window, features)` inputs.
+        y: `(n, targets)` targets.
+        batch_size: rows per batch.
+        seed: seed of the shuffling, so that a resumed run sees the same orders.
+    """
+
+    def __init__(self, x, y, batch_size, seed):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        positions = np.arange(index * self.batch_size, (index + 1) * self.batch_size)
+        rows = np.take(self.order, positions, mode="wrap")
+        return self.x[rows], self.y[rows]
+
+
+def load(name, settings):
+    """The dataset as a `Series` split into train / validation / test periods."""
     if name == "sine":
-        n = QUICK["sine_length"] if quick else 1000
-        values = timeseries.sine_wave(n, period=50.0, noise=0.1, seed=0)
-        return None, values.astype("float64")
-    file_name = {"airline": "airline-passengers", "temperatures": "daily-min-temperatures"}
-    dates, values = timeseries.load_series(file_name[name])
-    if quick and name == "temperatures":
-        dates, values = dates[-QUICK["temperature_days"] :], values[-QUICK["temperature_days"] :]
-    return dates, values.astype("float64")
-
-
-def split_points(settings, length, quick):
-    val_start, test_start = settings["periods"]
-    if quick or isinstance(val_start, float):
-        fractions = (0.7, 0.85) if quick else (val_start, test_start)
-        val_start, test_start = (int(f * length) for f in fractions)
-    return val_start, test_start
-
-
-def run(name, args):
-    settings = DATASETS[name]
-    dates, values = load(name, args.quick)
-    # With `calendar`, the model makes its calendar covariates from the dates.
-    calendar_dates = dates if settings["model"].get("calendar") else None
-    val_start, test_start = split_points(settings, len(values), args.quick)
-    model_args = dict(settings["model"])
-    if args.quick:
-        model_args["units"] = QUICK["units"]
-    keras.utils.set_random_seed(SEED)
-    model = Forecaster(
-        num_covariates=0 if calendar_dates is None else 2,
-        seed=SEED,
-        name=f"forecast_{name}",
-        **model_args,
-    )
-    train = values[:val_start]
-    model.adapt(train)  # statistics of the training period only
-
-    def dates_until(end):
-        return None if calendar_dates is None else calendar_dates[:end]
-
-    x_train, y_train = model.windows(train, dates=dates_until(val_start))
-    x_val, y_val = model.windows(
-        values[:test_start], dates=dates_until(test_start), start=val_start
-    )
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(settings["learning_rate"], clipnorm=1.0), loss="mse"
-    )
-    if args.epochs is not None:  # an explicit --epochs wins, also over --quick
-        epochs = args.epochs
+        dates = None
+        values = timeseries.sine_wave(settings.sine_length, period=50.0, noise=0.1, seed=0)
     else:
-        epochs = QUICK["epochs"] if args.quick else settings["epochs"]
-    budget = TrainingBudget(
-        None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
-    )
-    callbacks = [budget]
-    if not args.quick:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=max(10, epochs // 8), restore_best_weights=True
-            )
-        )
-    start = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        # The quick run skips validation: on JAX each extra step function
-        # costs a compilation, and CI only checks that the pipeline runs.
-        validation_data=None if args.quick else (x_val, y_val),
-        epochs=epochs,
-        # Quick: one full batch, so JAX compiles a single step shape.
-        batch_size=len(x_train) if args.quick else settings["batch_size"],
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0 if args.quick else 2,
-    )
-    train_seconds = time.perf_counter() - start
+        file_name = {"airline": "airline-passengers", "temperatures": "daily-min-temperatures"}
+        dates, values = timeseries.load_series(file_name[name])
+    val_start, test_start = PROBLEMS[name].periods
+    if name == "temperatures" and settings.temperature_days is not None:
+        dates, values = dates[-settings.temperature_days :], values[-settings.temperature_days :]
+        val_start, test_start = 0.7, 0.85
+    if isinstance(val_start, float):
+        val_start, test_start = int(val_start * len(values)), int(test_start * len(values))
+    return Series(name, values.astype("float64"), dates, val_start, test_start)
 
-    forecasts, targets, origins = model.rolling_forecast(values, test_start, dates=calendar_dates)
-    naive = seasonal_naive(values, origins, model.horizon, settings["season"])
-    season = settings["season"]
-    metrics = {
-        "dataset": name,
-        "backend": keras.backend.backend(),
-        "quick": args.quick,
-        "train_steps": [0, val_start],
-        "validation_steps": [val_start, test_start],
-        "test_steps": [test_start, len(values)],
-        "test_origins": len(origins),
-        "horizon": model.horizon,
-        "window": model.window,
-        "season": season,
-        "epochs_run": len(history.history["loss"]),
-        "stopped_by_time_budget": budget.stopped,
-        "best_val_loss": (None if args.quick else float(min(history.history["val_loss"]))),
-        "train_seconds": round(train_seconds, 1),
-        "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},
-        "test": {
-            "model": {
-                "mae": mae(targets, forecasts),
-                "rmse": rmse(targets, forecasts),
-                "mase": mase(targets, forecasts, train, season),
-            },
-            "seasonal_naive": {
-                "mae": mae(targets, naive),
-                "rmse": rmse(targets, naive),
-                "mase": mase(targets, naive, train, season),
-            },
+
+def forecast_period(model, series, start, end):
+    """Rolling forecasts from every origin in `[start, end - horizon]`, in raw units.
+
+    Returns:
+        `(forecasts, targets, origins)`, see `Forecaster.rolling_forecast`.
+    """
+    dates = series.dates[:end] if model.preprocessor.calendar else None
+    return model.rolling_forecast(series.values[:end], start, dates=dates)
+
+
+def validation_metrics(series):
+    """`val_mae` and `val_rmse` of the validation period's forecasts, from one forecast."""
+    last = {}
+
+    def val_mae(model):
+        forecasts, targets, _ = forecast_period(model, series, series.val_start, series.test_start)
+        last["rmse"] = rmse(targets, forecasts)
+        return mae(targets, forecasts)
+
+    return [EpochMetric("val_mae", val_mae), EpochMetric("val_rmse", lambda model: last["rmse"])]
+
+
+def build_model(name, series, settings, seed):
+    model = Forecaster(
+        **PROBLEMS[name].model,
+        num_covariates=2 if series.dates is not None else 0,
+        units=settings.units,
+        seed=seed,
+        name=f"forecast_{name}",
+    )
+    model.adapt(series.train)  # statistics of the training period only
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate, clipnorm=1.0), loss="mse")
+    return model
+
+
+def train_stage(name, settings, options, run, command):
+    """Trains (or resumes, or skips when finished) one dataset's forecaster.
+
+    Returns:
+        `(metrics, seconds, stage)`: the stage's final metrics, the seconds of
+        training and evaluation in this process, and its `RunFolder`.
+    """
+    print(f"\n=== {name}", flush=True)
+    stage = RunFolder(os.path.join(run.path, name))
+    series = load(name, settings)
+    keras.utils.set_random_seed(options.seed)  # the same start whichever stages ran before
+    model = build_model(name, series, settings, options.seed)
+    dates = None if series.dates is None else series.dates[: series.val_start]
+    x, y = model.windows(series.train, dates=dates)
+    train = ShuffledWindows(x, y, getattr(settings, f"{name}_batch_size"), options.seed)
+    forecasts, targets, _ = forecast_period(model, series, series.val_start, series.test_start)
+    untrained_mae = mae(targets, forecasts)
+    epochs = getattr(settings, f"{name}_epochs")
+    callbacks, backup = training_callbacks(
+        stage,
+        monitor="val_mae",
+        mode="min",
+        patience=settings.patience or max(10, epochs // 8),
+        metrics=validation_metrics(series),
+        datasets=[train],
+        resume=options.resume,
+    )
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    start = time.perf_counter()
+    if not backup.finished:
+        model.fit(
+            train,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose="auto",
+        )
+    checkpoint = next(c for c in callbacks if isinstance(c, BestModel))
+    best = keras.saving.load_model(stage.file("best.keras"))
+    metrics = evaluate(best, series, untrained_mae, checkpoint.best_epoch, stage.file("log.csv"))
+    seconds = time.perf_counter() - start
+    about = dict(
+        command=command,
+        settings=settings,
+        options=options,
+        seconds=seconds,
+        resumed_from=initial_epoch,
+    )
+    write_stage(stage, name, best, series, metrics, about)
+    return metrics, seconds, stage
+
+
+def evaluate(model, series, untrained_mae, best_epoch, log_path):
+    """The stage's metrics: validation and test scores of `model`, the seasonal-naive ones."""
+    season = PROBLEMS[series.name].season
+    forecasts, targets, _ = forecast_period(model, series, series.val_start, series.test_start)
+    validation = {"mae": mae(targets, forecasts), "rmse": rmse(targets, forecasts)}
+    forecasts, targets, origins = forecast_period(
+        model, series, series.test_start, len(series.values)
+    )
+    naive = seasonal_naive(series.values, origins, model.horizon, season)
+    test = {}
+    for key, predicted in (("model", forecasts), ("seasonal_naive", naive)):
+        test[key] = {
+            "mae": mae(targets, predicted),
+            "rmse": rmse(targets, predicted),
+            "mase": mase(targets, predicted, series.train, season),
+        }
+    with open(log_path, encoding="utf-8") as f:
+        epochs_run = sum(1 for line in f if line.strip()) - 1  # rows after the header
+    return {
+        "splits": {
+            "train": [0, series.val_start],
+            "validation": [series.val_start, series.test_start],
+            "test": [series.test_start, len(series.values)],
         },
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch + 1,
+        "validation": {**validation, "untrained_mae": untrained_mae},
+        "test": {**test, "origins": len(origins)},
+        "forecasts": forecasts.tolist(),
     }
+
+
+def write_stage(stage, name, model, series, metrics, about):
+    """The stage's metrics, plot and model card; published with `--publish`."""
+    forecasts = np.asarray(metrics.pop("forecasts"))
+    stage.write_json("metrics.json", metrics)
+    stage.record("best.keras")
+    stage.record("log.csv")
+    with atomic_path(stage.file("forecast.png")) as path:
+        plot(path, name, model, series, forecasts, metrics)
+    stage.record("forecast.png")
+    stage.write_text("model_card.md", model_card(name, model, series, metrics, about))
     test = metrics["test"]
-    test["model_mae_over_naive_mae"] = test["model"]["mae"] / test["seasonal_naive"]["mae"]
-    save(name, model, metrics, values, dates, forecasts, naive, origins, val_start, args)
     print(
-        f"[{name} | {metrics['backend']}] test MAE {test['model']['mae']:.4g} "
+        f"[{name} | {keras.backend.backend()}] test MAE {test['model']['mae']:.4g} "
         f"RMSE {test['model']['rmse']:.4g} MASE {test['model']['mase']:.3f} | seasonal naive "
-        f"MAE {test['seasonal_naive']['mae']:.4g} RMSE {test['seasonal_naive']['rmse']:.4g} "
-        f"MASE {test['seasonal_naive']['mase']:.3f} | {metrics['epochs_run']} epochs in "
-        f"{train_seconds:.1f} s",
+        f"MAE {test['seasonal_naive']['mae']:.4g} MASE {test['seasonal_naive']['mase']:.3f} | "
+        f"validation MAE {metrics['validation']['mae']:.4g} (untrained "
+        f"{metrics['validation']['untrained_mae']:.4g})",
         flush=True,
     )
-    return metrics
+    if about["options"].publish:
+        backend = keras.backend.backend()
+        rename = {
+            "best.keras": f"forecast_{name}.keras",
+            "model_card.md": f"forecast_{name}.md",
+            "forecast.png": f"forecast_{name}_{backend}.png",
+            "metrics.json": f"forecast_{name}_{backend}.json",
+        }
+        stage.publish(list(rename), "saved_models", rename=rename)
 
 
-def save(name, model, metrics, values, dates, forecasts, naive, origins, val_start, args):
-    out = args.output_dir
-    os.makedirs(out, exist_ok=True)
-    backend = metrics["backend"]
-    save_model(model, os.path.join(out, f"forecast_{name}.keras"))
-    write_json(os.path.join(out, f"forecast_{name}_{backend}.json"), metrics)
-    plot(
-        os.path.join(out, f"forecast_{name}_{backend}.png"),
-        name,
-        values,
-        dates,
-        forecasts,
-        naive,
-        origins,
-        val_start,
-        metrics,
-    )
-    write_card(os.path.join(out, f"forecast_{name}.md"), name, metrics)
-
-
-def plot(path, name, values, dates, forecasts, naive, origins, val_start, metrics):
-    import matplotlib
-
+def plot(path, name, model, series, forecasts, metrics):
+    """The split (top) and the test period's rolling forecasts (bottom)."""
+    matplotlib = require("matplotlib", extra="recipes", feature="the forecast plots")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import pyplot
 
-    horizon = forecasts.shape[1]
-    t = np.arange(len(values))
-    fig, axes = plt.subplots(2, 1, figsize=(10, 7))
-    top, bottom = axes
-    top.plot(t, values, color="black", lw=0.8, label="series")
-    top.axvspan(val_start, origins[0], color="tab:orange", alpha=0.15, label="validation")
-    top.axvspan(origins[0], len(values) - 1, color="tab:green", alpha=0.15, label="test")
+    values, horizon, start = series.values, model.horizon, series.test_start
+    origins = np.arange(start, start + len(forecasts))
+    naive = seasonal_naive(values, origins, horizon, PROBLEMS[name].season)
+    figure, (top, bottom) = pyplot.subplots(2, 1, figsize=(10, 7))
+    top.plot(np.arange(len(values)), values, color="black", lw=0.8, label="series")
+    top.axvspan(series.val_start, start, color="tab:orange", alpha=0.15, label="validation")
+    top.axvspan(start, len(values) - 1, color="tab:green", alpha=0.15, label="test")
     top.set_title(f"{name}: chronological split")
     top.legend(loc="upper left")
-    # Test period: the path forecast from the first test origin, and the
-    # 1-step and h-step rolling forecasts at every origin.
-    first = origins[0] + np.arange(horizon)
-    bottom.plot(
-        np.arange(origins[0], len(values)),
-        values[origins[0] :],
-        color="black",
-        lw=1,
-        label="truth",
-    )
+    bottom.plot(np.arange(start, len(values)), values[start:], color="black", lw=1, label="truth")
     bottom.plot(origins, forecasts[:, 0], color="tab:blue", lw=1, label="model, 1 step ahead")
     if horizon > 1:
         bottom.plot(
@@ -274,52 +410,76 @@ def plot(path, name, values, dates, forecasts, naive, origins, val_start, metric
             ls="--",
             label=f"model, {horizon} steps ahead",
         )
-    bottom.plot(first, forecasts[0], color="tab:red", lw=2, label="model path from first origin")
+    bottom.plot(start + np.arange(horizon), forecasts[0], color="tab:red", lw=2,
+                label="model path from the first origin")  # fmt: skip
     bottom.plot(origins, naive[:, 0], color="tab:gray", lw=0.8, ls=":", label="seasonal naive")
-    model_scores = metrics["test"]["model"]
-    bottom.set_title(
-        f"test: MAE {model_scores['mae']:.3g}, MASE {model_scores['mase']:.3f} "
-        f"(seasonal naive MASE {metrics['test']['seasonal_naive']['mase']:.3f}), "
-        f"{metrics['backend']}"
-    )
-    if dates is not None:
-        ticks = np.linspace(origins[0], len(values) - 1, 5).astype(int)
-        bottom.set_xticks(ticks, [str(dates[i]) for i in ticks])
-    bottom.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-
-
-def write_card(path, name, metrics):
     test = metrics["test"]
-    cfg = metrics["model"]
+    bottom.set_title(
+        f"test: MAE {test['model']['mae']:.3g}, MASE {test['model']['mase']:.3f} "
+        f"(seasonal naive MASE {test['seasonal_naive']['mase']:.3f}), {keras.backend.backend()}"
+    )
+    if series.dates is not None:
+        ticks = np.linspace(start, len(values) - 1, 5).astype(int)
+        bottom.set_xticks(ticks, [str(series.dates[i]) for i in ticks])
+    bottom.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90, format="png")
+    pyplot.close(figure)
+
+
+def model_card(name, model, series, metrics, about):
+    """The stage's model card: intended use, limitations, data, metrics, training."""
+    problem, config = PROBLEMS[name], model.get_config()
+    settings, options = about["settings"], about["options"]
+    test, validation = metrics["test"], metrics["validation"]
+    splits = metrics["splits"]
+    if series.dates is not None:
+        periods = {
+            key: f"{series.dates[a]} to {series.dates[b - 1]}" for key, (a, b) in splits.items()
+        }
+    else:
+        periods = {key: f"steps {a} to {b - 1}" for key, (a, b) in splits.items()}
     lines = [
         f"# forecast_{name}",
         "",
-        f"`kzoo.models.Forecaster` ({cfg['strategy']}, {cfg['num_layers']} x {cfg['cell_type'].upper()}"
-        f"({cfg['units']}), window {cfg['window']}, horizon {cfg['horizon']}, "
-        f"transform {cfg['transform']}, level {cfg['level']}, "
-        f"calendar covariates: {cfg['calendar'] or 'none'}) trained by `recipes/forecast.py"
-        f"{' --quick' if metrics['quick'] else ''}` on the {metrics['backend']} backend.",
+        f"`kzoo.models.Forecaster` ({config['strategy']}, {config['num_layers']} x "
+        f"{config['cell_type'].upper()}({config['units']}), window {config['window']}, horizon "
+        f"{config['horizon']}, transform {config['transform']}, level {config['level']}, "
+        f"calendar covariates: {config['calendar'] or 'none'}), trained by `recipes/forecast.py`"
+        + (" as a smoke run (`--quick`): " + SMOKE.split(": ", 1)[1] if options.quick else "."),
         "",
-        "Split (time-step indices, end excluded): train [{}, {}), validation [{}, {}), "
-        "test [{}, {}); the scaler ".format(
-            *metrics["train_steps"], *metrics["validation_steps"], *metrics["test_steps"]
-        )
-        + f"{cfg['scaler']} was fitted on the training period.",
-        f"Training: {metrics['epochs_run']} epochs, {metrics['train_seconds']} s"
-        + (
-            ""
-            if metrics["best_val_loss"] is None
-            else f", best validation MSE (scaled) {metrics['best_val_loss']:.4g}"
-        )
-        + ".",
+        "## Intended use",
         "",
-        f"Test: rolling forecasts from {metrics['test_origins']} origins, every horizon "
-        f"1..{cfg['horizon']} pooled; MASE scaled by the in-sample seasonal-naive MAE "
-        f"(season {metrics['season']}) of the training period.",
+        f"Forecasting the next {config['horizon']} {problem.step} of this series from its last "
+        f"{config['window']}, in raw units: `kzoo.models.load(path)` (or, once published, "
+        f'`kzoo.models.from_preset("forecast_{name}")`), then `model.forecast(values'
+        + (", dates=dates" if config["calendar"] else "")
+        + ")`. A worked example of the recipe and a baseline to compare other forecasters with.",
+        "",
+        "## Limitations",
+        "",
+        f"- Trained on one series ({periods['train']}); it has seen no other series and no "
+        "change of regime, and gives point forecasts without intervals.",
+        "- The scaling was fitted on the training period; values far outside it are extrapolation.",
+        "- Scored on a single test period with rolling origins (no repeated splits), so the "
+        "numbers below carry the noise of one short period.",
+        "",
+        "## Data",
+        "",
+        f"Source: {problem.source}.",
+        f"Split by time: train {periods['train']}, validation {periods['validation']}, test "
+        f"{periods['test']} (time-step indices, end excluded: train [{splits['train'][0]}, "
+        f"{splits['train'][1]}), validation [{splits['validation'][0]}, "
+        f"{splits['validation'][1]}), test [{splits['test'][0]}, {splits['test'][1]})).",
+        f"Licence: {problem.licence}.",
+        "",
+        "## Metrics",
+        "",
+        f"Command: `{about['command']}`",
+        "",
+        f"Test: rolling forecasts from {test['origins']} origins, every horizon "
+        f"1..{config['horizon']} pooled; MASE scaled by the in-sample seasonal-naive MAE "
+        f"(season {problem.season}) of the training period.",
         "",
         "| forecast | MAE | RMSE | MASE |",
         "| --- | ---: | ---: | ---: |",
@@ -329,55 +489,47 @@ def write_card(path, name, metrics):
         lines.append(f"| {label} | {s['mae']:.4g} | {s['rmse']:.4g} | {s['mase']:.3f} |")
     lines += [
         "",
-        f'Load: `model = kzoo.models.from_preset("forecast_{name}")` (or '
-        "`kzoo.models.load(path)`); `model.forecast(values"
-        + (", dates=dates" if cfg["calendar"] else "")
-        + ")` returns the next values in raw units; or "
-        f"`python -m kzoo predict forecast_{name} series.csv`.",
+        f"Validation (the model kept: epoch {metrics['best_epoch']} of "
+        f"{metrics['epochs_run']}): MAE {validation['mae']:.4g}, RMSE {validation['rmse']:.4g}; "
+        f"the untrained model's MAE {validation['untrained_mae']:.4g}.",
+        "",
+        "## Training",
+        "",
+        f"Settings: {dataclasses.asdict(settings)}, seed {options.seed}. Adam with clipnorm 1.0 "
+        "on the mean squared error of the scaled targets; the model with the best validation "
+        "MAE is kept (`best.keras`).",
+        f"Backend {keras.backend.backend()}, {os.cpu_count()} CPU cores, "
+        f"{about['seconds']:.1f} s of training and evaluation"
+        + (
+            f" in the process that resumed from epoch {about['resumed_from']}."
+            if about["resumed_from"]
+            else "."
+        ),
         "",
     ]
-    write_text(path, "\n".join(lines))
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--dataset", choices=[*DATASETS, "all"], default="all", help="series to run"
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run for CI")
-    parser.add_argument(
-        "--epochs",
-        type=int_range(1),
-        default=None,
-        help="override the epochs (also those of --quick)",
-    )
-    parser.add_argument(
-        "--time-budget-minutes",
-        type=float_range(0, min_inclusive=False),
-        default=None,
-        help="stop training (cleanly, after an epoch) once this much time has passed",
-    )
-    parser.add_argument(
-        "--output-dir",
-        default=None,
-        help="artifacts folder (default saved_models/, or a temporary folder with --quick)",
-    )
-    args = parser.parse_args(argv)
-    if args.output_dir is None:
-        args.output_dir = (
-            tempfile.mkdtemp(prefix="kzoo_forecast_") if args.quick else "saved_models"
-        )
-    try:  # before any data is loaded or any model trained
-        check_writable_folder(os.path.join(args.output_dir, "forecast.md"))
-    except OSError as e:
-        parser.error(f"argument --output-dir: {e}")
-    return args
+    return "\n".join(lines)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    names = list(DATASETS) if args.dataset == "all" else [args.dataset]
-    return {name: run(name, args) for name in names}
+    settings, options = parse_settings(
+        Settings, QUICK, argv=argv, recipe="forecast", description=__doc__
+    )
+    keras.utils.set_random_seed(options.seed)
+    require("matplotlib", extra="recipes", feature="the forecast plots")
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print(SMOKE)
+    arguments = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "recipes/forecast.py", *arguments])
+    command = f"KERAS_BACKEND={keras.backend.backend()} {command}"
+    metrics, timings = {}, {}
+    for name in dict.fromkeys(settings.datasets):
+        metrics[name], timings[name], stage = train_stage(name, settings, options, run, command)
+        run.written.extend(stage.written)
+    run.write_json("metrics.json", metrics)
+    run.write_json("timings.json", {f"{name}_seconds": t for name, t in timings.items()})
+    print(run.summary())
+    return metrics
 
 
 if __name__ == "__main__":
