@@ -1,7 +1,4 @@
-"""`recipes/forecast.py`: killed mid-epoch and resumed, it ends as an uninterrupted run.
-
-(`test_ner_quick` stays here until H3's tests/recipes/test_ner_recipe.py replaces it.)
-"""
+"""`recipes/forecast.py`: killed mid-epoch and resumed, it ends as an uninterrupted run."""
 
 import json
 import math
@@ -24,26 +21,6 @@ CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
 def offline_data(shared_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-
-
-def test_ner_quick(offline_data, tmp_path):
-    out = tmp_path / "out"
-    metrics = load_recipe("ner.py").main(["--quick", "--output-dir", str(out)])
-    assert metrics["quick"] and metrics["sentences"] == {"train": 256, "valid": 64, "test": 64}
-    assert metrics["epochs_run"] == 2
-    for split in ("valid", "test"):
-        scores = metrics[split]
-        assert 0 <= scores["f1"] <= 1 and scores["support"] > 0
-        assert set(scores["per_type"]) <= {"PER", "ORG", "LOC", "MISC"}
-    assert len(metrics["sample"]["tags"]) == 9
-    for name in ("ner_crf.keras", f"ner_crf_{BACKEND}.json", "ner_crf.md"):
-        assert (out / name).is_file(), name
-    assert json.loads((out / f"ner_crf_{BACKEND}.json").read_text())["test"] == metrics["test"]
-
-    import kzoo.models.sequence_tagger  # noqa: F401  (registers the classes)
-
-    tagger = keras.saving.load_model(out / "ner_crf.keras")
-    assert tagger.predict([metrics["sample"]["sentence"]]) == [metrics["sample"]["tags"]]
 
 
 # Two of the three stages, tiny: sine (90 training windows, 12 batches of 8)
