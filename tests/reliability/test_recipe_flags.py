@@ -11,13 +11,6 @@ import pytest
 from tests.recipes.recipe_module import load_recipe
 
 BAD_VALUES = {
-    "forecast.py": [
-        ("--epochs", "-3"),
-        ("--epochs", "0"),
-        ("--epochs", "two"),
-        ("--time-budget-minutes", "0"),
-        ("--time-budget-minutes", "nan"),
-    ],
     "ner.py": [
         ("--epochs", "0"),
         ("--time-budget-minutes", "-1"),
@@ -71,7 +64,7 @@ BAD_VALUES = {
     "imdb_ensemble.py": [("--max-megabytes", "0"), ("--test-size", "0")],
     "imdb_export.py": [("--limit", "0"), ("--batch-size", "0")],
 }
-HAS_QUICK = {"forecast.py", "ner.py", "char_lm.py", "word_lm.py", "translate.py", "imdb.py"}
+HAS_QUICK = {"ner.py", "char_lm.py", "word_lm.py", "translate.py", "imdb.py"}
 CASES = [
     (script, flag, value, quick)
     for script, bad in BAD_VALUES.items()
