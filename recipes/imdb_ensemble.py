@@ -1,25 +1,27 @@
-"""IMDB: one raw-text classifier that averages several trained pipelines.
+"""IMDB: one raw-text classifier that averages several trained classifiers.
 
-Members are `.keras` files written by `recipes/imdb.py` (TextClassifiers with
-their preprocessor), e.g. the same
-settings trained with different `--seed` values. They must share one
+The members are `model.keras` files written by `recipes/imdb.py`, e.g. the
+same settings trained with other `--seed` values; they must share one
 tokenizer (same vocabulary and length), which holds when they were trained on
-the same reviews with the same `--vocab` and `--maxlen`:
+the same reviews with the same `vocab` and `maxlen`. The result is one
+`kzoo.models.TextPipeline` whose network averages the members'
+positive-class probabilities (`keras.layers.Average`), stored with float16
+weights when float32 would pass `max_megabytes`. Each member and the saved
+ensemble are scored on the IMDB test reviews through the raw-text pipeline.
 
-    KERAS_BACKEND=jax python recipes/imdb_ensemble.py \\
-        saved_models/imdb_bigru.keras runs/seed1/imdb_bigru.keras \\
-        --name imdb_bigru_ensemble
+    KERAS_BACKEND=jax python recipes/imdb.py --seed 2        # a second member
+    KERAS_BACKEND=jax python recipes/imdb_ensemble.py        # the shipped ensemble's members
+    KERAS_BACKEND=jax python recipes/imdb_ensemble.py --quick      # 1,000 test reviews
+    KERAS_BACKEND=jax python recipes/imdb_ensemble.py --publish    # saved_models/imdb_bigru_ensemble.*
+    python recipes/imdb_ensemble.py --members "a.keras b.keras c.keras"
 
-The result is one `kzoo.models.TextPipeline` whose classifier averages the
-members' positive-class probabilities (`keras.layers.Average`). Its weights are
-stored as float16 when float32 would pass `--max-megabytes`. Test accuracy on
-the 25,000 test reviews is measured on the saved file (and printed for every
-member), and a model card `<name>.md` and `<name>.expected.json` (probabilities
-of fixed texts, for the cross-backend test) are written beside it.
+Writes into `runs/imdb_ensemble/<backend>[-quick]-seed<seed>/`: `model.keras`,
+`model_card.md`, `metrics.json`, `timings.json` and `model.expected.json`
+(probabilities of fixed texts, checked on every backend). No TensorFlow is
+imported on JAX or PyTorch.
 """
 
-import argparse
-import datetime
+import dataclasses
 import os
 import shlex
 import sys
@@ -28,50 +30,89 @@ import time
 import keras
 import numpy as np
 
-# Run from a checkout without installing: put the repository root on the path.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import kzoo.models  # noqa: E402
-from kzoo.datasets.imdb import load_texts  # noqa: E402
-from kzoo.models.saving import store_weights_as_float16  # noqa: E402
-from kzoo.utils import (  # noqa: E402
-    atomic_path,
-    check_writable_folder,
-    float_range,
-    int_range,
-    write_json,
-    write_text,
-)
-from recipes.imdb import EXPECTED_TEXTS  # noqa: E402
+import kzoo.models
+from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
+from kzoo.models.saving import store_weights_as_float16
+from kzoo.recipes import RunFolder, parse_settings
+from kzoo.utils.atomic_write import atomic_path
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("members", nargs="+", help="pipelines saved by recipes/imdb.py")
-    p.add_argument("--name", default="imdb_ensemble")
-    p.add_argument("--output-dir", default="saved_models")
-    p.add_argument(
-        "--max-megabytes",
-        type=float_range(0, min_inclusive=False),
-        default=10.0,
-        help="store float16 weights when the float32 file is larger",
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    members: tuple[str, ...] = dataclasses.field(
+        default=("saved_models/imdb_bigru.keras", "runs/imdb/jax-seed2/model.keras"),
+        metadata={"help": "classifiers saved by recipes/imdb.py (at least two)"},
     )
-    p.add_argument("--data-path", default=None, help="aclImdb_v1.tar.gz or its folder")
-    p.add_argument(
-        "--test-size", type=int_range(1), default=None, help="score on the first N reviews"
+    max_megabytes: float = dataclasses.field(
+        default=10.0, metadata={"help": "store float16 weights above this size", "min": 0.001}
     )
-    args = p.parse_args(argv)
-    if args.data_path is not None and not os.path.exists(args.data_path):
-        p.error(f"argument --data-path: not found: {args.data_path!r}")
-    if len(args.members) < 2:
-        p.error("an ensemble needs at least two member files")
-    for path in args.members:
-        if not os.path.isfile(path):
-            p.error(f"member file not found: {path}")
-    try:  # before any member is loaded or scored
-        check_writable_folder(os.path.join(args.output_dir, f"{args.name}.keras"))
-    except OSError as e:
-        p.error(f"argument --output-dir: {e}")
-    return args
+    test_reviews: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "score this many test reviews (random; None: all 25,000)", "min": 1},
+    )
+    data_path: str | None = dataclasses.field(
+        default=None, metadata={"help": "aclImdb_v1.tar.gz or an aclImdb folder"}
+    )
+
+
+QUICK = {"test_reviews": 1000}
+
+
+def main(argv=None):
+    settings, options = parse_settings(
+        Settings, QUICK, argv=argv, recipe="imdb_ensemble", description=__doc__
+    )
+    keras.utils.set_random_seed(options.seed)
+    check_members(settings.members)
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print("Quick run (--quick): the members and the ensemble are scored on 1,000 test reviews.")
+    start = time.time()
+    members = [kzoo.models.load(path) for path in settings.members]
+    ensemble = build_ensemble(members, "imdb_bigru_ensemble")
+    weights_dtype = save_ensemble(run, ensemble, settings.max_megabytes)
+    saved = kzoo.models.load(run.file("model.keras"))
+
+    texts, labels = load_texts("test", path=settings.data_path)
+    keep = np.random.default_rng(options.seed).permutation(len(texts))[: settings.test_reviews]
+    texts, labels = [texts[i] for i in keep], labels[keep]
+    metrics = {"members": [], "test_reviews": len(texts), "weights_dtype": weights_dtype}
+    for path, member in zip(settings.members, members):
+        accuracy = test_accuracy(member, texts, labels, f"member {path}")
+        metrics["members"].append({"path": path, "test_accuracy": accuracy})
+    metrics["test_accuracy"] = test_accuracy(saved, texts, labels, "the saved ensemble")
+    print(f"Ensemble test accuracy: {metrics['test_accuracy']:.2%} on {len(texts)} reviews")
+
+    run.write_json("metrics.json", metrics)
+    run.write_json("timings.json", {"seconds": time.time() - start})
+    run.write_json(
+        "model.expected.json",
+        {
+            "backend": keras.backend.backend(),
+            "texts": list(SAMPLE_TEXTS),
+            "probabilities": saved.predict(list(SAMPLE_TEXTS)).tolist(),
+        },
+    )
+    command = sys.argv[1:] if argv is None else argv
+    run.write_text("model_card.md", model_card(metrics, run.file("model.keras"), command))
+    if options.publish:
+        names = ["model.keras", "model_card.md", "model.expected.json"]
+        rename = {name: name.replace("model", "imdb_bigru_ensemble", 1) for name in names}
+        rename["model_card.md"] = "imdb_bigru_ensemble.md"
+        run.publish(names, "saved_models", rename=rename)
+    print(run.summary())
+    return metrics
+
+
+def check_members(paths):
+    if len(paths) < 2:
+        raise ValueError(f"An ensemble needs at least two `members`. Received: {list(paths)}")
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"`members` files not found: {missing}. Train them with recipes/imdb.py "
+            "(e.g. `python recipes/imdb.py --seed 2` writes runs/imdb/<backend>-seed2/model.keras)."
+        )
 
 
 def id_classifier(model):
@@ -86,7 +127,7 @@ def build_ensemble(pipelines, name):
         if pipeline.tokenizer.get_config() != tokenizer_config:
             raise ValueError(
                 f"Member {i} has another tokenizer (vocabulary or length) than member 1; "
-                "ensemble members must be trained with the same --vocab and --maxlen."
+                "ensemble members must be trained with the same vocab and maxlen."
             )
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     outputs = []
@@ -104,106 +145,88 @@ def build_ensemble(pipelines, name):
         pipelines[0].tokenizer,
         classifier,
         bucket_width=pipelines[0].preprocessor.bucket_width,
+        class_names=["negative", "positive"],
         name=name,
     )
 
 
-def accuracy(pipeline, texts, labels):
-    probabilities = np.reshape(pipeline.predict(texts, batch_size=256), len(texts))
+def save_ensemble(run, ensemble, max_megabytes):
+    """Saves `model.keras` in one step, float16 weights if float32 is too big."""
+    weights_dtype = "float32"
+    with atomic_path(run.file("model.keras")) as temporary:
+        ensemble.save(temporary)
+        if os.path.getsize(temporary) > max_megabytes * 1e6:
+            store_weights_as_float16(temporary)
+            weights_dtype = "float16"
+    run.record("model.keras")
+    size = os.path.getsize(run.file("model.keras")) / 1e6
+    print(f"Saved the ensemble ({size:.1f} MB, {weights_dtype} weights)")
+    return weights_dtype
+
+
+def test_accuracy(model, texts, labels, label):
+    """Accuracy through the raw-text pipeline (the saved tokenizer), with a progress bar."""
+    print(f"Scoring {label} on {len(texts)} test reviews")
+    network = id_classifier(model)
+    batches = model.preprocessor.batches(texts, 256, getattr(network, "sequence_length", None))
+    probabilities = batches.restore_order(network.predict(batches, verbose=1))[:, 0]
     return float(np.mean((probabilities > 0.5) == (labels == 1)))
 
 
-def write_card(path, name, results):
-    members = "\n".join(
-        f"| `{m['path']}` | {m['test_accuracy'] * 100:.2f}% |" for m in results["members"]
+def model_card(metrics, path, argv):
+    backend = keras.backend.backend()
+    command = " ".join(
+        [f"KERAS_BACKEND={backend}", "python", "recipes/imdb_ensemble.py"]
+        + [shlex.quote(a) for a in argv]
     )
-    text = f"""# {name}
+    rows = "\n".join(f"| `{m['path']}` | {m['test_accuracy']:.2%} |" for m in metrics["members"])
+    count = len(metrics["members"])
+    return f"""# IMDB sentiment ensemble (`recipes/imdb_ensemble.py`)
 
-Binary sentiment classifier for English movie reviews (IMDB), raw text in,
-positive-class probability out: the average of {len(results["members"])} classifiers
-trained from scratch by `recipes/imdb.py` (same settings, different seeds), combined by
-`recipes/imdb_ensemble.py`.
+Raw English review text in, `P(positive)` out: the average of {count} classifiers
+trained from scratch by `recipes/imdb.py`, one `kzoo.models.TextPipeline` file.
 
 ```python
 import kzoo.models
 
-clf = kzoo.models.load("saved_models/{name}.keras")
+clf = kzoo.models.load("model.keras")
 clf.predict(["This movie was wonderful", "Dull and far too long."])  # shape (2,)
 ```
 
-- **Test accuracy:** {results["test_accuracy"] * 100:.2f}% ({results["test_size"]:,} test
-  reviews, threshold 0.5, measured on the saved file through `predict` on raw texts).
-- **Command:** `{results["command"]}`
-- **Backend:** Keras {results["keras_version"]} on {results["backend"]}, CPU, {results["date"]}.
-- **Weights:** {results["weights_dtype"]} ({results["model_bytes"] / 1e6:.1f} MB).
-- **Cost:** every prediction runs all members ({len(results["members"])}x the
-  inference time of one member).
-- **Members** (each one's own card is written by `recipes/imdb.py`; test accuracy
-  measured here, float32 weights):
+## Intended use
 
-| member | test accuracy |
+Sentiment of English movie reviews (IMDB style) where {count}x the inference time
+of one model is affordable for a more accurate and more stable answer.
+
+## Limitations
+
+Those of its members (see `recipes/imdb.py`'s card): English movie reviews only, a
+fixed vocabulary, reviews cut to the training length, uncalibrated probabilities.
+Every prediction runs all {count} members.
+
+## Data
+
+IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011): the members were trained
+on the training reviews; scored here on {metrics["test_reviews"]:,} test reviews.
+Licence: no explicit licence; the archive's README asks users to cite Maas et al. (2011);
+distributed for research. The review texts come from IMDb users.
+
+## Metrics
+
+- Test accuracy: **{metrics["test_accuracy"]:.2%}** ({metrics["test_reviews"]:,} test
+  reviews, threshold 0.5, measured on the saved file through its raw-text pipeline).
+- Command: `{command}`
+
+| member | test accuracy (float32) |
 | --- | ---: |
-{members}
+{rows}
+
+## Training
+
+No training: the members' weights, {metrics["weights_dtype"]}
+({os.path.getsize(path) / 1e6:.1f} MB). Keras {keras.__version__} on {backend},
+{os.cpu_count()} CPU cores.
 """
-    write_text(path, text)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    start = time.time()
-    pipelines = [kzoo.models.load(path) for path in args.members]
-    ensemble = build_ensemble(pipelines, args.name)
-
-    os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, f"{args.name}.keras")
-    weights_dtype = "float32"
-    with atomic_path(path) as tmp:  # the file appears once, with its final weights
-        ensemble.save(tmp)
-        if os.path.getsize(tmp) > args.max_megabytes * 1e6:
-            store_weights_as_float16(tmp)
-            weights_dtype = "float16"
-    saved = kzoo.models.load(path)
-    print(f"Saved {path} ({os.path.getsize(path) / 1e6:.1f} MB, {weights_dtype} weights)")
-
-    texts, labels = load_texts("test", path=args.data_path)
-    if args.test_size:
-        texts, labels = texts[: args.test_size], labels[: args.test_size]
-    members = []
-    for member_path, pipeline in zip(args.members, pipelines):
-        members.append(dict(path=member_path, test_accuracy=accuracy(pipeline, texts, labels)))
-        print(f"  member {member_path}: {members[-1]['test_accuracy'] * 100:.2f}%")
-    test_accuracy = accuracy(saved, texts, labels)
-    print(f"Ensemble test accuracy: {test_accuracy * 100:.2f}% on {len(texts)} test reviews")
-
-    backend = keras.backend.backend()
-    script_args = sys.argv[1:] if argv is None else list(argv)
-    command = " ".join(
-        [f"KERAS_BACKEND={backend}", "python", "recipes/imdb_ensemble.py"]
-        + [shlex.quote(a) for a in script_args]
-    )
-    results = dict(
-        name=args.name,
-        command=command,
-        backend=backend,
-        keras_version=keras.__version__,
-        date=datetime.date.today().isoformat(),
-        test_size=len(texts),
-        test_accuracy=test_accuracy,
-        members=members,
-        weights_dtype=weights_dtype,
-        model_bytes=os.path.getsize(path),
-        seconds=time.time() - start,
-    )
-    stem = os.path.join(args.output_dir, args.name)
-    write_json(f"{stem}_results.json", results, indent=1)
-    probabilities = saved.predict(EXPECTED_TEXTS).tolist()
-    write_json(
-        f"{stem}.expected.json",
-        {"backend": backend, "texts": EXPECTED_TEXTS, "probabilities": probabilities},
-        indent=None,
-    )
-    write_card(f"{stem}.md", args.name, results)
-    return results
 
 
 if __name__ == "__main__":

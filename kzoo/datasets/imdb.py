@@ -24,6 +24,19 @@ ORIGIN = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 FNAME = "aclImdb_v1.tar.gz"
 LABELS = {"neg": 0, "pos": 1, "unsup": -1}
 
+# Fixed texts whose probabilities a shipped IMDB classifier records (its
+# `.expected.json`), so that every backend can be checked against them: a
+# clear positive and negative review, an empty text, non-English text,
+# `<br />` markup and a review far longer than the training length.
+SAMPLE_TEXTS = (
+    "This movie was wonderful, the best film I have seen this year.",
+    "A dull, boring and far too long film. I want my money back.",
+    "",
+    "Ce film était magnifique ! 素晴らしい映画 — ÉNORME.",
+    "It was okay.<br /><br />Not great, not terrible.",
+    "An absolute masterpiece of acting and direction. " * 300,
+)
+
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _REVIEW_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
 

@@ -1,16 +1,19 @@
-"""recipes/imdb_ensemble.py: averaging saved IMDB pipelines into one."""
+"""recipes/imdb_ensemble.py: averaging saved IMDB classifiers into one."""
 
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
-import kzoo.models
 from kzoo.models import TextClassifier, TextPipeline, WordTokenizer
 from kzoo.models.text_classifier import TextClassifierPreprocessor
+from tests.harness import run_without_tensorflow
 from tests.recipes.recipe_module import load_recipe
+from tests.recipes.test_imdb_recipe import imdb_subset
 
+BACKEND = keras.backend.backend()
 WORDS = ["", "[UNK]", "wonderful", "film", "great", "acting", "awful", "boring", "plot"]
 TEXTS = ["A wonderful film with great acting", "", "Awful, boring plot.", "film " * 200]
 
@@ -51,27 +54,58 @@ def test_members_with_different_tokenizers_are_refused():
         )
 
 
-@pytest.mark.large
-def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, shared_data_dir):
+def test_missing_members_are_named_before_anything_loads(tmp_path):
+    recipe = load_recipe("imdb_ensemble.py")
+    missing = str(tmp_path / "nowhere.keras")
+    with pytest.raises(FileNotFoundError, match="nowhere.keras"):
+        recipe.main(["--members", f"{missing} {missing}", "--output-dir", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match="at least two"):
+        recipe.main(["--members", missing, "--output-dir", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
+
+
+def check_ensemble_recipe(folder, data_path):
+    """Runs the recipe on two small members; checks its files (called in a subprocess)."""
     paths = []
     for seed in (1, 2):
-        paths.append(str(tmp_path / f"member{seed}.keras"))
+        paths.append(os.path.join(folder, f"member{seed}.keras"))
         member(seed).save(paths[-1])
-    archive = os.path.join(shared_data_dir, "aclImdb_v1.tar.gz")
-    args = [*paths, "--name", "ens", "--output-dir", str(tmp_path), "--data-path", archive]
+    out = os.path.join(folder, "run")
+    argv = ["--members", " ".join(paths), "--output-dir", out, "--set", f"data_path={data_path}"]
     # A budget below the float32 size makes the recipe store float16 weights.
-    results = load_recipe("imdb_ensemble.py").main(
-        [*args, "--test-size", "40", "--max-megabytes", "0.001"]
-    )
-    assert results["weights_dtype"] == "float16"
-    assert results["test_size"] == 40 and 0 <= results["test_accuracy"] <= 1
-    assert len(results["members"]) == 2
-    saved = kzoo.models.load(str(tmp_path / "ens.keras"))
+    metrics = load_recipe("imdb_ensemble.py").main([*argv, "--set", "max_megabytes=0.001"])
+    assert metrics["weights_dtype"] == "float16" and metrics["test_reviews"] == 200
+    assert [m["path"] for m in metrics["members"]] == paths
+    import kzoo.models
+
+    saved = kzoo.models.load(os.path.join(out, "model.keras"))
     average = np.mean([kzoo.models.load(p).predict(TEXTS)[:, 0] for p in paths], axis=0)
     np.testing.assert_allclose(saved.predict(TEXTS), average, atol=2e-3)  # float16 weights
-    with open(tmp_path / "ens.expected.json") as f:
+    with open(os.path.join(out, "model.expected.json")) as f:
         expected = json.load(f)
     np.testing.assert_allclose(
         saved.predict(expected["texts"]), expected["probabilities"], atol=1e-6
     )
-    assert "Test accuracy" in (tmp_path / "ens.md").read_text()
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert json.load(f) == metrics
+    with open(os.path.join(out, "model_card.md")) as f:
+        card = f.read()
+    headings = [line[3:] for line in card.splitlines() if line.startswith("## ")]
+    assert headings == ["Intended use", "Limitations", "Data", "Metrics", "Training"]
+    assert "Licence:" in card and f"{metrics['test_accuracy']:.2%}" in card
+    print("ENSEMBLE_OK")
+
+
+def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, shared_data_dir):
+    """On JAX and PyTorch in a process where TensorFlow cannot be imported."""
+    subset = imdb_subset(os.path.join(shared_data_dir, "aclImdb_v1.tar.gz"), str(tmp_path / "imdb"))
+    if BACKEND == "tensorflow":
+        check_ensemble_recipe(str(tmp_path), subset)
+        return
+    proc = run_without_tensorflow(
+        "from tests.recipes.test_imdb_ensemble import check_ensemble_recipe\n"
+        f"check_ensemble_recipe({str(tmp_path)!r}, {subset!r})\n",
+        BACKEND,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "ENSEMBLE_OK" in proc.stdout

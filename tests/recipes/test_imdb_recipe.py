@@ -1,81 +1,139 @@
-"""Smoke run of recipes/imdb.py --quick on the real IMDB data (subprocess)."""
+"""recipes/imdb.py: killed mid-training and resumed, it ends as an uninterrupted run.
+
+The recipe runs on a small folder of real reviews cut from the shared archive
+(reading the whole archive takes a minute), on this backend, with TensorFlow
+unimportable on JAX and PyTorch.
+"""
 
 import json
 import os
-import re
-import subprocess
-import sys
+import tarfile
 
 import keras
 import numpy as np
 import pytest
 
 import kzoo.models
+from tests.recipes.kill_resume import check_kill_and_resume
 from tests.recipes.recipe_module import load_recipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN, TEST = 300, 100  # reviews per class
+_SUBSET = {}
 
 
-def run_recipe(script, args, tmp_path, shared_data_dir, timeout):
-    """Runs `recipes/<script>` on this backend in `tmp_path`; asserts it succeeded."""
-    env = dict(
-        os.environ,
-        KERAS_BACKEND=keras.backend.backend(),
-        KZOO_DATA_DIR=shared_data_dir,
-        # torch's default of one thread per core crawls on a busy 2-core machine.
-        OMP_NUM_THREADS="1",
-    )
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "recipes", script), *args],
-        env=env,
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return proc
+def imdb_subset(archive, folder):
+    """A small `aclImdb/` folder of real reviews, for the recipe's `data_path`.
+
+    The archive stores the test reviews first: reading only those (an eighth
+    of the archive) is fast. So the subset's training and test reviews are both
+    cut from the archive's test reviews, without overlap, with their file names
+    (the recipe's validation split relies on the review ids).
+    """
+    wanted = {label: TRAIN + TEST for label in ("neg", "pos")}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 4 or parts[1] != "test":
+                continue
+            label = parts[2]
+            if wanted.get(label, 0) == 0:
+                continue
+            split = "train" if wanted[label] > TEST else "test"
+            os.makedirs(os.path.join(folder, "aclImdb", split, label), exist_ok=True)
+            with open(os.path.join(folder, "aclImdb", split, label, parts[3]), "wb") as f:
+                f.write(tar.extractfile(member).read())
+            wanted[label] -= 1
+            if not any(wanted.values()):
+                return folder
+    raise AssertionError(f"the archive lacks test reviews: {wanted}")
 
 
-@pytest.mark.large
-def test_quick_recipe_trains_evaluates_and_saves(tmp_path, shared_data_dir):
-    args = ["--quick", "--verbose", "2", "--output-dir", str(tmp_path)]
-    proc = run_recipe("imdb.py", args, tmp_path, shared_data_dir, timeout=600)
-    match = re.search(r"Test accuracy: ([0-9.]+)% on 500 test reviews", proc.stdout)
-    assert match, proc.stdout[-2000:]
-    accuracy = float(match.group(1))
-    assert 0 <= accuracy <= 100
-    assert "WordTokenizer == TextVectorization" in proc.stdout
-    loaded = re.search(r"Loaded (\d+) train, (\d+) validation \(from train", proc.stdout)
-    assert loaded and int(loaded.group(1)) + int(loaded.group(2)) == 1000, proc.stdout[-2000:]
-    assert 50 <= int(loaded.group(2)) <= 150  # about 10 % of the 1,000 training reviews
+@pytest.fixture
+def small_imdb(shared_data_dir, tmp_path_factory, monkeypatch, tmp_path):
+    monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    # PyTorch's default of one thread per core crawls on a busy 2-core machine.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    if "path" not in _SUBSET:  # once per test session
+        folder = str(tmp_path_factory.mktemp("imdb_subset"))
+        _SUBSET["path"] = imdb_subset(os.path.join(shared_data_dir, "aclImdb_v1.tar.gz"), folder)
+    return _SUBSET["path"]
 
-    name = "imdb_bigru_quick"
-    for suffix in (".keras", ".md", "_curves.png", "_history.json", ".expected.json"):
-        assert (tmp_path / f"{name}{suffix}").stat().st_size > 0, suffix
-    with open(tmp_path / f"{name}_history.json") as f:
-        history = json.load(f)
-    assert history["test_accuracy"] * 100 == pytest.approx(accuracy, abs=0.01)
-    assert history["backend"] == keras.backend.backend()
-    assert len(history["epoch_seconds"]) == 1
 
-    model = kzoo.models.load(str(tmp_path / f"{name}.keras"))
-    with open(tmp_path / f"{name}.expected.json") as f:
-        expected = json.load(f)
+TINY = [
+    "--quick",
+    "--set", "units=8",
+    "--set", "bidirectional=false",
+    "--set", "pooling=max",
+    "--set", "embedding_dim=16",
+    "--set", "vocab=2000",
+    "--set", "maxlen=64",
+    "--set", "bucket_width=64",
+    "--set", "epochs=4",
+    "--set", "learning_rate=0.01",
+    "--set", "lr_gamma=1",
+    "--set", "train_reviews=None",
+    "--set", "test_reviews=None",
+]  # fmt: skip
+
+
+def test_imdb_recipe_resumes_after_a_kill_and_learns(small_imdb, tmp_path):
+    argv = [*TINY, "--set", f"data_path={small_imdb}"]
+    # 540 training reviews in batches of 32: 16 batches per epoch. The kill
+    # falls in epoch 3, after epoch 2 wrote a weight average to resume from
+    # (early stopping cannot end the run before epoch 3).
+    metrics, output = check_kill_and_resume("imdb.py", argv, tmp_path, kill_after_batches=40)
+    assert "Smoke run (--quick)" in output
+    assert (metrics["train_reviews"], metrics["validation_reviews"]) == (540, 60)
+    assert metrics["test_reviews"] == 200
+    epochs = metrics["epochs"]
+    assert len(epochs) >= 3 and epochs[-1]["loss"] < epochs[0]["loss"] < 0.75
+    assert metrics["average_val_accuracy"] is not None
+    assert metrics["test_accuracy"] > 0.55  # chance: 0.5
+
+    run = tmp_path / "resumed"
+    for name in ("model_card.md", "timings.json", "curves.png", "log.csv", "best.keras"):
+        assert (run / name).stat().st_size > 0, name
+    card = (run / "model_card.md").read_text()
+    sections = ["Intended use", "Limitations", "Data", "Metrics", "Training"]
+    assert [line[3:] for line in card.splitlines() if line.startswith("## ")] == sections
+    assert "Licence:" in card and f"{metrics['test_accuracy']:.2%}" in card
+    model = kzoo.models.load(str(run / "model.keras"))
     assert isinstance(model, kzoo.models.TextClassifier)
     assert model.class_names == ["negative", "positive"]
-    got = model.predict(expected["texts"])[:, 0]
-    np.testing.assert_allclose(got, expected["probabilities"], atol=1e-5)
-    assert np.all((got > 0) & (got < 1))
+    expected = json.loads((run / "model.expected.json").read_text())
+    np.testing.assert_allclose(
+        model.predict(expected["texts"])[:, 0], expected["probabilities"], atol=1e-5
+    )
+    assert not os.path.exists(os.path.join(ROOT, "runs", "imdb", "resumed"))
+
+
+def test_imdb_settings_parse_and_check_their_values(capsys):
+    recipe = load_recipe("imdb.py")
+    settings, options = recipe.parse_settings(
+        recipe.Settings,
+        recipe.QUICK,
+        argv=["--quick", "--units", "5", "--set", "pooling=max", "--set", "test_reviews=none"],
+        recipe="imdb",
+    )
+    assert (settings.units, settings.pooling, settings.test_reviews) == (5, ("max",), None)
+    assert settings.vocab == recipe.QUICK["vocab"]
+    assert options.output_dir == os.path.join(
+        "runs", "imdb", f"{keras.backend.backend()}-quick-seed1337"
+    )
+    for bad in (["--set", "word_type_dropout=1.5"], ["--cell-type", "transformer"]):
+        with pytest.raises(SystemExit):
+            recipe.parse_settings(recipe.Settings, recipe.QUICK, argv=bad, recipe="imdb")
+    assert "1.5" in capsys.readouterr().err
 
 
 @pytest.mark.large
-def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir):
+def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir, monkeypatch):
     """recipes/imdb_export.py on 128 test reviews with the shipped model."""
-    model = os.path.join(ROOT, "saved_models", "imdb_bigru.keras")
-    args = ["--model", model, "--limit", "128", "--output-dir", str(tmp_path)]
-    run_recipe("imdb_export.py", args, tmp_path, shared_data_dir, timeout=900)
-    result = json.loads((tmp_path / f"imdb_export_{keras.backend.backend()}.json").read_text())
+    monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
+    recipe = load_recipe("imdb_export.py")
+    result = recipe.main(["--set", "limit=128", "--output-dir", str(tmp_path)])
     keras_row, float_row, int8_row = result["rows"]
     assert result["test_reviews"] == 128
     assert not [op for op in result["ops"] if op.startswith(("Flex", "Custom"))]
@@ -84,21 +142,4 @@ def test_export_recipe_scores_float_and_int8_litert(tmp_path, shared_data_dir):
     assert int8_row["size_bytes"] < 0.3 * float_row["size_bytes"]
     assert abs(int8_row["accuracy"] - keras_row["accuracy"]) <= 0.02  # 2 reviews of 128
     assert keras_row["accuracy"] > 0.8
-
-
-def test_set_overrides_settings_with_their_types():
-    recipe = load_recipe("imdb.py")
-    _, config, _ = recipe.parse_args(
-        ["--set", "word_type_dropout=0", "--set", 'pooling=["max"]', "--set", "truncating=post"]
-    )
-    assert config["word_type_dropout"] == 0.0 and isinstance(config["word_type_dropout"], float)
-    assert config["pooling"] == ["max"] and config["truncating"] == "post"
-
-
-@pytest.mark.parametrize(
-    "item", ["no_such_key=1", "units=1.5", "units=true", "bidirectional=3", "units"]
-)
-def test_set_rejects_unknown_keys_and_wrong_types(item, capsys):
-    with pytest.raises(SystemExit):
-        load_recipe("imdb.py").parse_args(["--set", item])
-    assert "--set" in capsys.readouterr().err
+    assert json.loads((tmp_path / "metrics.json").read_text())["rows"] == result["rows"]

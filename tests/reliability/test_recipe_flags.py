@@ -48,23 +48,8 @@ BAD_VALUES = {
         ("--vocab", "4"),  # followed by a valid target size below
         ("--eval-size", "0"),
     ],
-    "imdb.py": [
-        ("--epochs", "0"),
-        ("--maxlen", "0"),
-        ("--vocab", "2"),
-        ("--batch-size", "0"),
-        ("--units", "0"),
-        ("--embedding-dim", "0"),
-        ("--seed", "-1"),
-        ("--verbose", "3"),
-        ("--set", "dropout=1.5"),
-        ("--set", "epochs=0"),
-        ("--set", "learning_rate=-1"),
-    ],
-    "imdb_ensemble.py": [("--max-megabytes", "0"), ("--test-size", "0")],
-    "imdb_export.py": [("--limit", "0"), ("--batch-size", "0")],
 }
-HAS_QUICK = {"ner.py", "char_lm.py", "word_lm.py", "translate.py", "imdb.py"}
+HAS_QUICK = {"ner.py", "char_lm.py", "word_lm.py", "translate.py"}
 CASES = [
     (script, flag, value, quick)
     for script, bad in BAD_VALUES.items()
@@ -88,15 +73,6 @@ def recipes():
 def base_args(script, tmp_path, output_dir=None):
     """The arguments a recipe needs besides the one under test."""
     args = ["--output-dir", str(output_dir or tmp_path / "out")]
-    if script == "imdb_ensemble.py":
-        members = [tmp_path / "a.keras", tmp_path / "b.keras"]
-        for member in members:
-            member.write_bytes(b"")  # only their existence is checked when parsing
-        args = [str(m) for m in members] + args
-    if script == "imdb_export.py":
-        model = tmp_path / "model.keras"
-        model.write_bytes(b"")
-        args += ["--model", str(model)]
     return args
 
 
@@ -153,14 +129,3 @@ def test_explicit_values_win_over_quick(recipes, tmp_path):
     translate = recipes("translate.py")
     settings = translate.make_settings(translate.parse_args([*out, "--quick", "--units", "8"]))
     assert settings["UNITS"] == 8 and settings["EPOCHS"] == translate.QUICK["EPOCHS"]
-
-    imdb = recipes("imdb.py")
-    _, config, _ = imdb.parse_args([*out, "--quick", "--epochs", "2", "--set", "units=5"])
-    assert (config["epochs"], config["units"]) == (2, 5)
-
-
-@pytest.mark.parametrize("script", ["imdb.py", "imdb_ensemble.py"])
-def test_missing_data_path_is_found_when_parsing(recipes, script, tmp_path, capsys):
-    argv = base_args(script, tmp_path) + ["--data-path", str(tmp_path / "nowhere.tar.gz")]
-    message = parse_error(recipes(script), argv, capsys)
-    assert "argument --data-path" in message and "nowhere.tar.gz" in message, message
