@@ -11,7 +11,7 @@ from kzoo.models import TextClassifier, TextPipeline, WordTokenizer
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from tests.harness import run_without_tensorflow
 from tests.recipes.recipe_module import load_recipe
-from tests.recipes.test_imdb_recipe import imdb_subset
+from tests.recipes.test_imdb_recipe import cached_subset
 
 BACKEND = keras.backend.backend()
 WORDS = ["", "[UNK]", "wonderful", "film", "great", "acting", "awful", "boring", "plot"]
@@ -96,9 +96,9 @@ def check_ensemble_recipe(folder, data_path):
     print("ENSEMBLE_OK")
 
 
-def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, shared_data_dir):
+def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, shared_data_dir, tmp_path_factory):
     """On JAX and PyTorch in a process where TensorFlow cannot be imported."""
-    subset = imdb_subset(os.path.join(shared_data_dir, "aclImdb_v1.tar.gz"), str(tmp_path / "imdb"))
+    subset = cached_subset(shared_data_dir, tmp_path_factory)
     if BACKEND == "tensorflow":
         check_ensemble_recipe(str(tmp_path), subset)
         return

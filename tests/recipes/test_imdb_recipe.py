@@ -51,11 +51,17 @@ def imdb_subset(archive, folder):
 
 @pytest.fixture
 def small_imdb(shared_data_dir, tmp_path_factory, monkeypatch, tmp_path):
+    """The subset folder (made once per test session), with a fresh Keras cache."""
     monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     # PyTorch's default of one thread per core crawls on a busy 2-core machine.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    if "path" not in _SUBSET:  # once per test session
+    return cached_subset(shared_data_dir, tmp_path_factory)
+
+
+def cached_subset(shared_data_dir, tmp_path_factory):
+    """`imdb_subset`, made once per test session."""
+    if "path" not in _SUBSET:
         folder = str(tmp_path_factory.mktemp("imdb_subset"))
         _SUBSET["path"] = imdb_subset(os.path.join(shared_data_dir, "aclImdb_v1.tar.gz"), folder)
     return _SUBSET["path"]
