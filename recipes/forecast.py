@@ -55,6 +55,8 @@ DATASETS = ("sine", "airline", "temperatures")
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
+    """The full run's settings (`QUICK`: what `--quick` changes); each one is a flag."""
+
     datasets: tuple[str, ...] = dataclasses.field(
         default=DATASETS, metadata={"help": "the series to train on", "choices": DATASETS}
     )
@@ -271,10 +273,11 @@ def train_stage(name, settings, options, run, command):
     """Trains (or resumes, or skips when finished) one dataset's forecaster.
 
     Returns:
-        `(metrics, seconds, stage)`: the stage's final metrics, the seconds of
-        training and evaluation in this process, and its `RunFolder`.
+        `(metrics, seconds, stage)`: the stage's final metrics, its seconds in
+        this process (data, training, evaluation), and its `RunFolder`.
     """
     print(f"\n=== {name}", flush=True)
+    start = time.perf_counter()
     stage = RunFolder(os.path.join(run.path, name))
     series = load(name, settings)
     keras.utils.set_random_seed(options.seed)  # the same start whichever stages ran before
@@ -297,7 +300,6 @@ def train_stage(name, settings, options, run, command):
     initial_epoch = backup.restore(model)
     if initial_epoch > 0 or backup.finished:
         print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    start = time.perf_counter()
     if not backup.finished:
         model.fit(
             train,
@@ -308,6 +310,11 @@ def train_stage(name, settings, options, run, command):
             verbose="auto",
         )
     checkpoint = next(c for c in callbacks if isinstance(c, BestModel))
+    if checkpoint.best_epoch is None:
+        raise RuntimeError(
+            f"{name}: no epoch gave a finite validation MAE, so there is no model to keep "
+            f"(see {stage.file('log.csv')}). Try a lower learning rate (--learning-rate)."
+        )
     best = keras.saving.load_model(stage.file("best.keras"))
     metrics = evaluate(best, series, untrained_mae, checkpoint.best_epoch, stage.file("log.csv"))
     seconds = time.perf_counter() - start
@@ -499,7 +506,7 @@ def model_card(name, model, series, metrics, about):
         "on the mean squared error of the scaled targets; the model with the best validation "
         "MAE is kept (`best.keras`).",
         f"Backend {keras.backend.backend()}, {os.cpu_count()} CPU cores, "
-        f"{about['seconds']:.1f} s of training and evaluation"
+        f"{about['seconds']:.1f} s for this dataset (data, training, evaluation)"
         + (
             f" in the process that resumed from epoch {about['resumed_from']}."
             if about["resumed_from"]
