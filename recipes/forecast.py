@@ -72,12 +72,24 @@ class Settings:
             "min": 1,
         },
     )
-    sine_epochs: int = dataclasses.field(default=60, metadata={"min": 1})
-    airline_epochs: int = dataclasses.field(default=400, metadata={"min": 1})
-    temperatures_epochs: int = dataclasses.field(default=40, metadata={"min": 1})
-    sine_batch_size: int = dataclasses.field(default=32, metadata={"min": 1})
-    airline_batch_size: int = dataclasses.field(default=16, metadata={"min": 1})
-    temperatures_batch_size: int = dataclasses.field(default=64, metadata={"min": 1})
+    sine_epochs: int = dataclasses.field(
+        default=60, metadata={"help": "most epochs on the sine series", "min": 1}
+    )
+    airline_epochs: int = dataclasses.field(
+        default=400, metadata={"help": "most epochs on the airline series", "min": 1}
+    )
+    temperatures_epochs: int = dataclasses.field(
+        default=40, metadata={"help": "most epochs on the temperatures series", "min": 1}
+    )
+    sine_batch_size: int = dataclasses.field(
+        default=32, metadata={"help": "training windows per batch (sine)", "min": 1}
+    )
+    airline_batch_size: int = dataclasses.field(
+        default=16, metadata={"help": "training windows per batch (airline)", "min": 1}
+    )
+    temperatures_batch_size: int = dataclasses.field(
+        default=64, metadata={"help": "training windows per batch (temperatures)", "min": 1}
+    )
     sine_length: int = dataclasses.field(
         default=1000, metadata={"help": "steps of the synthetic sine", "min": 200}
     )
