@@ -105,6 +105,11 @@ def body_without_docstring(function):
     return body
 
 
+def references(node):
+    """The names and dotted attributes (`args.output_dir`) that `node` reads."""
+    return {dotted(n) for n in ast.walk(node) if isinstance(n, (ast.Name, ast.Attribute))} - {None}
+
+
 def mentions_saved_models(node):
     return any(
         isinstance(n, ast.Constant) and isinstance(n.value, str) and "saved_models" in n.value
@@ -243,20 +248,25 @@ def test_every_fit_has_callbacks_and_no_keras_shuffle(path):
 def test_saved_models_only_through_publish(script):
     tree = recipe_tree(script)
     problems = []
-    # Names bound to something that mentions saved_models (a path built from it).
-    tainted = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            if mentions_saved_models(node.value):
+    # Names and attributes bound to a path built from saved_models, directly or
+    # through other such names (`out = args.output_dir`).
+    tainted, changed = set(), True
+    while changed:
+        changed = False
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            if mentions_saved_models(node.value) or references(node.value) & tainted:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                tainted |= {t.id for t in targets if isinstance(t, ast.Name)}
+                new = {dotted(t) for t in targets} - {None} - tainted
+                tainted |= new
+                changed = changed or bool(new)
     for call in calls(tree):
         name = call_name(call)
         arguments = [*call.args, *(k.value for k in call.keywords)]
         if name in WRITERS:
             for argument in arguments:
-                names = {n.id for n in ast.walk(argument) if isinstance(n, ast.Name)}
-                if mentions_saved_models(argument) or names & tainted:
+                if mentions_saved_models(argument) or references(argument) & tainted:
                     problems.append(f"{where(script, call)} {name}() writes into saved_models")
         # An output folder that defaults to saved_models/ (an argparse flag).
         flags = [a.value for a in call.args if isinstance(a, ast.Constant)]
@@ -273,6 +283,7 @@ def test_saved_models_only_through_publish(script):
             and mentions_saved_models(node.value)
         ):
             problems.append(f"{where(script, node)} an output default in saved_models")
+    problems = sorted(set(problems))
     assert not problems, f"{problems}: write saved_models/ only with run.publish(...)"
 
 
