@@ -78,6 +78,9 @@ class Settings:
     sample_length: int = dataclasses.field(
         default=300, metadata={"help": "characters per sample", "min": 1}
     )
+    temperatures: tuple[float, ...] = dataclasses.field(
+        default=(0.5, 0.8, 1.0), metadata={"help": "a sample at each temperature", "min": 0.01}
+    )
 
 
 QUICK = {
@@ -96,7 +99,6 @@ SMOKE = (
     "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
     "training works, not how good the full model is."
 )
-TEMPERATURES = (0.5, 0.8, 1.0)
 PROMPT = "\n"
 
 
@@ -134,7 +136,9 @@ def main(argv=None):
         model, train, run, validation, settings.epochs, settings.patience, options.resume
     )
     metrics = evaluate(model, validation, best)
-    samples = lm.sample_texts(model, PROMPT, TEMPERATURES, settings.sample_length, options.seed)
+    samples = lm.sample_texts(
+        model, PROMPT, settings.temperatures, settings.sample_length, options.seed
+    )
     samples_text = lm.format_samples(samples, PROMPT)
     print(samples_text)
     lm.write_outputs(

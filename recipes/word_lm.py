@@ -156,7 +156,12 @@ class Settings:
         default="auto",
         metadata={"help": "auto: float16 above 10 MB", "choices": ("auto", "float32", "float16")},
     )
-    sample_length: int = dataclasses.field(default=30, metadata={"help": "words per sample"})
+    sample_length: int = dataclasses.field(
+        default=30, metadata={"help": "words per sample", "min": 1}
+    )
+    temperatures: tuple[float, ...] = dataclasses.field(
+        default=(0.7, 1.0), metadata={"help": "a sample at each temperature", "min": 0.01}
+    )
 
 
 QUICK = {
@@ -164,7 +169,7 @@ QUICK = {
     "batch_size": 16,
     "sequence_length": 20,
     "epochs": 3,
-    "train_tokens": 32_000,
+    "train_tokens": 24_000,
     "eval_tokens": 2_000,
     "sample_length": 15,
 }
@@ -172,7 +177,6 @@ SMOKE = (
     "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
     "training works, not how good the full model is."
 )
-TEMPERATURES = (0.7, 1.0)
 PROMPT = "the company said"
 
 
@@ -213,7 +217,11 @@ def main(argv=None):
     )
     metrics = evaluate(model, validation, test_ids, eos, best)
     samples = lm.sample_texts(
-        model, PROMPT, TEMPERATURES, len(PROMPT.split()) + settings.sample_length, options.seed
+        model,
+        PROMPT,
+        settings.temperatures,
+        len(PROMPT.split()) + settings.sample_length,
+        options.seed,
     )
     samples_text = lm.format_samples(samples, PROMPT)
     print(samples_text)

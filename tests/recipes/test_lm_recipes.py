@@ -25,7 +25,10 @@ def settings(**values):
 
 def test_char_lm_resumes_after_a_kill_and_learns(offline_data, tmp_path):
     # 6,000 characters: 5,400 for training = 6 windows of 16 x 50 per epoch.
-    argv = ["--quick", *settings(max_chars=6000, units=32, epochs=2, sample_length=20)]
+    argv = [
+        "--quick",
+        *settings(max_chars=6000, units=32, epochs=2, sample_length=20, temperatures=1.0),
+    ]
     metrics, output = check_kill_and_resume("char_lm.py", argv, tmp_path, kill_after_batches=9)
     assert "Smoke run (--quick)" in output
     assert metrics["valid_characters"] > 500
@@ -48,6 +51,7 @@ def test_word_lm_resumes_after_a_kill_and_learns(offline_data, tmp_path):
             sequence_length=20,
             learning_rate=5.0,
             sample_length=5,
+            temperatures=0.7,
         ),
     ]
     metrics, output = check_kill_and_resume("word_lm.py", argv, tmp_path, kill_after_batches=37)
