@@ -105,9 +105,27 @@ def body_without_docstring(function):
     return body
 
 
-def references(node):
-    """The names and dotted attributes (`args.output_dir`) that `node` reads."""
-    return {dotted(n) for n in ast.walk(node) if isinstance(n, (ast.Name, ast.Attribute))} - {None}
+def is_path_into(node, tainted):
+    """Whether `node` builds a path in saved_models: the string itself, a name
+    bound to such a path, or `os.path.join`/f-string/`+`/`x if c else y` of them."""
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return dotted(node) in tainted
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and "saved_models" in node.value
+    if isinstance(node, ast.JoinedStr):
+        return any(
+            is_path_into(v.value if isinstance(v, ast.FormattedValue) else v, tainted)
+            for v in node.values
+        )
+    if isinstance(node, ast.BinOp):
+        return is_path_into(node.left, tainted) or is_path_into(node.right, tainted)
+    if isinstance(node, ast.IfExp):
+        return is_path_into(node.body, tainted) or is_path_into(node.orelse, tainted)
+    if isinstance(node, ast.BoolOp):
+        return any(is_path_into(v, tainted) for v in node.values)
+    if isinstance(node, ast.Call) and call_name(node) in ("join", "Path", "abspath", "fspath"):
+        return any(is_path_into(a, tainted) for a in node.args)
+    return False
 
 
 def mentions_saved_models(node):
@@ -248,15 +266,23 @@ def test_every_fit_has_callbacks_and_no_keras_shuffle(path):
 def test_saved_models_only_through_publish(script):
     tree = recipe_tree(script)
     problems = []
-    # Names and attributes bound to a path built from saved_models, directly or
-    # through other such names (`out = args.output_dir`).
+    # Names and attributes bound to a path in saved_models, directly or through
+    # other such names (`out = args.output_dir`). Settings fields are inputs (a
+    # model to read); an output setting is checked by its name below.
+    fields = {
+        id(node)
+        for cls in ast.walk(tree)
+        if isinstance(cls, ast.ClassDef)
+        for node in cls.body
+        if isinstance(node, ast.AnnAssign)
+    }
     tainted, changed = set(), True
     while changed:
         changed = False
         for node in ast.walk(tree):
-            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or id(node) in fields:
                 continue
-            if mentions_saved_models(node.value) or references(node.value) & tainted:
+            if node.value is not None and is_path_into(node.value, tainted):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 new = {dotted(t) for t in targets} - {None} - tainted
                 tainted |= new
@@ -266,7 +292,7 @@ def test_saved_models_only_through_publish(script):
         arguments = [*call.args, *(k.value for k in call.keywords)]
         if name in WRITERS:
             for argument in arguments:
-                if mentions_saved_models(argument) or references(argument) & tainted:
+                if is_path_into(argument, tainted):
                     problems.append(f"{where(script, call)} {name}() writes into saved_models")
         # An output folder that defaults to saved_models/ (an argparse flag).
         flags = [a.value for a in call.args if isinstance(a, ast.Constant)]
