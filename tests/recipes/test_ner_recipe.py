@@ -28,6 +28,7 @@ for setting in (
 def test_ner_kill_resume_and_learning(shared_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the recipe sets when run as a script
     # Killed in the middle of the 2nd epoch (25 batches per epoch).
     metrics, output = check_kill_and_resume("ner.py", TINY, tmp_path, kill_after_batches=35)
     assert "Smoke run (--quick)" in output

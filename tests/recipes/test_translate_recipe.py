@@ -53,6 +53,7 @@ def test_make_batches_share_one_bucket_length():
 def test_translate_kill_resume_and_learning(shared_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the recipe sets when run as a script
     # Killed in the middle of the 2nd epoch (44 batches per epoch).
     metrics, output = check_kill_and_resume("translate.py", TINY, tmp_path, kill_after_batches=66)
     assert "Smoke run (--quick)" in output
