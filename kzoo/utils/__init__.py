@@ -9,6 +9,7 @@ from kzoo.utils.atomic_write import (
     write_json,
     write_text,
 )
+from kzoo.utils.random_seed import set_random_seed
 
 __all__ = [
     "atomic_path",
@@ -16,6 +17,7 @@ __all__ = [
     "float_range",
     "int_range",
     "save_model",
+    "set_random_seed",
     "write_bytes",
     "write_json",
     "write_text",
