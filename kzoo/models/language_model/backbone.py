@@ -524,6 +524,12 @@ class LanguageModelBackbone(CheckedTokenInputs, keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if self._is_hidden(y_pred):
             # A sampled training step has no logits: only the loss is reported.
+            # The compiled metrics are still built (from the logits' spec), as
+            # Keras reads all metrics' results at the end of `fit`.
+            compiled = getattr(self, "_compile_metrics", None)
+            if compiled is not None and not compiled.built:
+                logits_shape = tuple(y_pred.shape[:-1]) + (self.vocabulary_size,)
+                compiled.build(y, keras.KerasTensor(logits_shape, dtype=y_pred.dtype))
             return {m.name: m.result() for m in self.metrics if m.name == "loss"}
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 

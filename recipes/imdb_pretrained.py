@@ -1,0 +1,580 @@
+"""Semi-supervised IMDB: pretrain a word language model on the reviews, fine-tune it as the classifier.
+
+The ULMFiT recipe (Howard & Ruder, 2018; Dai & Le, 2015) on the IMDB archive
+alone, in four resumable stages, each in its own sub-folder with its own
+backup (a finished stage is skipped when the command is run again):
+
+1. `vocabulary/`: the words of the 50,000 unlabelled (`train/unsup`) and
+   25,000 labelled training reviews (never the test reviews), counted with
+   `WordTokenizer.from_texts`, and the reviews as one token stream with an
+   end-of-review token (id 0) between reviews.
+2. `language_model/`: an AWD-LSTM language model (tied embedding, weight
+   drop, variational and embedding dropout, AR/TAR) trained by truncated
+   BPTT with a sampled softmax over the vocabulary; an "epoch" is a fixed
+   number of steps, so a backup is written every few minutes. Validation: the
+   exact perplexity of held-out unlabelled reviews.
+3. `classifier/`: a `TextClassifier` with the same vocabulary, embedding and
+   LSTM layers copied from the language model, concat pooling (last, max,
+   mean), discriminative learning rates per layer group, gradual unfreezing
+   from the top and a slanted triangular schedule. The validation reviews are
+   the last 10% of review ids of each class (other movies, as in
+   `recipes/imdb.py`); the model with the best validation accuracy is kept.
+4. The test: all 25,000 test reviews through the saved model's raw-text
+   pipeline.
+
+    KERAS_BACKEND=tensorflow python recipes/imdb_pretrained.py --name full-1   # the full run
+    KERAS_BACKEND=jax python recipes/imdb_pretrained.py --quick                # smoke run, ~2 minutes
+    KERAS_BACKEND=tensorflow python recipes/imdb_pretrained.py --name full-1 --publish
+
+The full run takes hours on 2 CPU cores; a killed run resumes from its last
+backup with the same command. Every stage prints tokens/s and an ETA.
+
+Writes into `runs/imdb_pretrained/<name>/` (or `--output-dir`): `metrics.json`,
+`timings.json`, `model_card.md`, `imdb_lm.keras` (the language model,
+stateless) and `imdb_ulmfit.keras` (the classifier), and the stages' folders.
+`--publish` copies both models and their cards to
+`saved_models/imdb_lm.*` and `saved_models/imdb_ulmfit.*`. Set `KZOO_DATA_DIR`
+to a folder holding `aclImdb_v1.tar.gz` to work offline.
+"""
+
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+
+import keras
+import numpy as np
+
+from kzoo.datasets.imdb import load_texts
+from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone
+from kzoo.models.saving import save_compact
+from kzoo.models.text_classifier import TextClassifierPreprocessor
+from kzoo.preprocessing import WordTokenizer
+from kzoo.recipes import EpochMetric, RunFolder, parse_settings, progress, training_callbacks
+from kzoo.recipes.language_modeling import BPTTWindows, ResetStates, StreamScore, model_card
+from kzoo.training import (
+    DiscriminativeOptimizer,
+    GradualUnfreezing,
+    SlantedTriangularLearningRate,
+    layer_groups,
+    transfer_language_model_weights,
+)
+from kzoo.utils.atomic_write import atomic_path
+from kzoo.utils.bucketing import BucketedBatches
+
+RATE = {"min": 0.0, "max": 0.99}
+CLASS_NAMES = ["negative", "positive"]
+# The language model's names of ids 0 and 1 (the tokenizer's padding and [UNK]).
+END_OF_REVIEW, UNKNOWN = "<eor>", "<unk>"
+SMOKE = (
+    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
+    "training works, not how good the full model is."
+)
+
+
+def _setting(default, help, **limits):
+    return dataclasses.field(default=default, metadata={"help": help, **limits})
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Data and vocabulary
+    data_path: str | None = _setting(None, "aclImdb_v1.tar.gz or an aclImdb folder")
+    train_reviews: int | None = _setting(
+        None, "labelled training reviews read (random; None: all 25,000)", min=20
+    )
+    unsup_reviews: int | None = _setting(None, "unlabelled reviews read (None: all 50,000)", min=2)
+    test_reviews: int | None = _setting(
+        None, "test reviews scored (random; None: all 25,000)", min=1
+    )
+    validation_fraction: float = _setting(
+        0.1, "last review ids of each class held out for the classifier", min=0.01, max=0.5
+    )
+    vocab: int = _setting(20000, "vocabulary size, padding and [UNK] included", min=3)
+    # The network (language model and classifier alike)
+    embedding_dim: int = _setting(192, "embedding size = LSTM units (tied weights)", min=1)
+    num_layers: int = _setting(3, "stacked LSTM layers", min=1)
+    # Language model
+    lm_valid_reviews: int = _setting(
+        500, "unlabelled reviews held out for the validation perplexity", min=1
+    )
+    lm_batch_size: int = _setting(64, "parallel rows of the token stream", min=1)
+    bptt: int = _setting(70, "truncated BPTT window (tokens)", min=2)
+    num_sampled: int = _setting(1024, "sampled softmax candidates per batch", min=1)
+    lm_steps_per_epoch: int = _setting(
+        500, "training steps per language-model epoch (one backup each)", min=1
+    )
+    lm_epochs: int = _setting(16, "language-model epochs", min=1)
+    lm_learning_rate: float = _setting(3e-3, "peak Adam rate (slanted triangular)", min=1e-9)
+    lm_input_dropout: float = _setting(0.1, "dropout on the embeddings", **RATE)
+    lm_hidden_dropout: float = _setting(0.1, "dropout between LSTM layers", **RATE)
+    lm_output_dropout: float = _setting(0.1, "dropout before the softmax", **RATE)
+    lm_embedding_dropout: float = _setting(0.02, "dropout of whole word types", **RATE)
+    lm_weight_dropout: float = _setting(0.1, "DropConnect on the recurrent kernels", **RATE)
+    ar_alpha: float = _setting(2.0, "activation regularisation (AR) weight", min=0.0)
+    tar_beta: float = _setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
+    # Classifier
+    maxlen: int = _setting(600, "tokens kept per review (its end)", min=1)
+    bucket_width: int = _setting(32, "batches are padded to a multiple of this", min=1)
+    clf_batch_size: int = _setting(32, "reviews per training batch", min=1)
+    clf_epochs: int = _setting(6, "classifier epochs", min=1)
+    clf_learning_rate: float = _setting(4e-3, "peak Adam rate of the top layer group", min=1e-9)
+    lr_factor: float = _setting(2.6, "learning-rate ratio between layer groups", min=1.0)
+    gradual_unfreezing: bool = _setting(True, "unfreeze one layer group per epoch, from the top")
+    epochs_per_group: int = _setting(1, "epochs between two unfreezings", min=1)
+    clf_dropout: float = _setting(0.15, "variational dropout of the LSTM inputs", **RATE)
+    clf_spatial_dropout: float = _setting(0.1, "dropout of embedding channels", **RATE)
+    head_units: int = _setting(50, "ReLU layer of the head (0: none)", min=0)
+    head_dropout: float = _setting(0.1, "dropout in the head", **RATE)
+
+
+QUICK = {
+    "train_reviews": 2000,
+    "unsup_reviews": 2000,
+    "test_reviews": 1000,
+    "vocab": 4000,
+    "embedding_dim": 32,
+    "num_layers": 2,
+    "lm_valid_reviews": 50,
+    "lm_batch_size": 16,
+    "bptt": 30,
+    "num_sampled": 256,
+    "lm_steps_per_epoch": 60,
+    "lm_epochs": 2,
+    "lm_learning_rate": 1e-2,
+    "maxlen": 200,
+    "bucket_width": 100,
+    "clf_epochs": 3,
+    "clf_learning_rate": 3e-3,
+    # A language model trained for a minute gives weak features: the whole
+    # classifier trains from the start, at one rate.
+    "gradual_unfreezing": False,
+    "lr_factor": 1.0,
+}
+
+
+def main(argv=None):
+    settings, options = parse_settings(
+        Settings, QUICK, argv=argv, recipe="imdb_pretrained", description=__doc__
+    )
+    keras.utils.set_random_seed(options.seed)
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print(SMOKE)
+    timings = {}
+    data = load_reviews(settings, options.seed, timings)
+    stages = {
+        name: RunFolder(os.path.join(run.path, name))
+        for name in ("vocabulary", "language_model", "classifier")
+    }
+    tokenizer, streams = vocabulary_stage(stages["vocabulary"], data, settings, options, timings)
+    language_model, lm_metrics = language_model_stage(
+        stages["language_model"], tokenizer, streams, settings, options, timings
+    )
+    classifier, clf_metrics = classifier_stage(
+        stages["classifier"], tokenizer, language_model, data, settings, options, timings
+    )
+    start = time.time()
+    test_accuracy = score(classifier, *data["test"])
+    timings["test_seconds"] = round(time.time() - start, 1)
+    print(f"Test accuracy: {test_accuracy:.2%} on {len(data['test'][0])} reviews")
+    metrics = {
+        "test_accuracy": test_accuracy,
+        **clf_metrics,
+        **lm_metrics,
+        **{f"{k}_reviews": len(v[0]) for k, v in data.items()},
+        "vocabulary_size": tokenizer.vocabulary_size,
+        "lm_parameters": int(language_model.count_params()),
+        "classifier_parameters": int(classifier.count_params()),
+    }
+    write_outputs(run, language_model, classifier, settings, options, metrics, timings)
+    for stage in stages.values():
+        run.written.extend(stage.written)
+    print(run.summary())
+    return metrics
+
+
+# --- data ---------------------------------------------------------------------
+
+
+def load_reviews(settings, seed, timings):
+    """`{"lm_train", "lm_valid", "train", "val", "test": (texts, labels)}`.
+
+    The classifier's validation reviews are the last review ids of each class
+    (other movies); the language model's validation reviews are the last
+    unlabelled ones. The language model trains on the other unlabelled
+    reviews and all labelled training reviews (their labels unused).
+    """
+    start = time.time()
+    print("Loading the IMDB reviews (the first run extracts the archive: a minute or more)")
+    texts, labels = load_texts("train", include_unsup=True, path=settings.data_path)
+    test_texts, test_labels = load_texts("test", path=settings.data_path)
+    rng = np.random.default_rng(seed)
+    labelled = np.flatnonzero(labels >= 0)
+    unlabelled = np.flatnonzero(labels < 0)[: settings.unsup_reviews]
+    if len(unlabelled) <= settings.lm_valid_reviews:
+        raise ValueError(
+            f"lm_valid_reviews={settings.lm_valid_reviews} leaves no unlabelled review to "
+            f"train on ({len(unlabelled)} read)."
+        )
+    is_val = np.zeros(len(texts), bool)
+    for label in (0, 1):  # sorted by class, then review id
+        rows = np.flatnonzero(labels == label)
+        is_val[rows[np.arange(len(rows)) >= (1 - settings.validation_fraction) * len(rows)]] = True
+    chosen = rng.permutation(labelled)[: settings.train_reviews]
+    test_rows = rng.permutation(len(test_texts))[: settings.test_reviews]
+    split = settings.lm_valid_reviews
+    rows = {
+        "lm_train": np.concatenate([unlabelled[:-split], np.sort(chosen)]),
+        "lm_valid": unlabelled[-split:],
+        "train": np.array([i for i in chosen if not is_val[i]]),
+        "val": np.array([i for i in chosen if is_val[i]]),
+    }
+    data = {key: ([texts[i] for i in r], labels[r]) for key, r in rows.items()}
+    data["test"] = ([test_texts[i] for i in test_rows], test_labels[test_rows])
+    print(", ".join(f"{len(v[0])} {k}" for k, v in data.items()) + " reviews")
+    timings["load_seconds"] = round(time.time() - start, 1)
+    return data
+
+
+def vocabulary_stage(stage, data, settings, options, timings):
+    """The tokenizer and the language model's token streams (computed once, then read)."""
+    path = stage.file("vocabulary.json")
+    if options.resume and os.path.exists(path):
+        print(f"Resuming: the vocabulary and token streams in {stage.path}")
+        with open(path, encoding="utf-8") as f:
+            tokenizer = WordTokenizer.from_config(json.load(f))
+        streams = {k: np.load(stage.file(f"{k}_stream.npy")) for k in ("train", "valid")}
+        return tokenizer, streams
+    start = time.time()
+    tokenizer = WordTokenizer.from_texts(
+        data["lm_train"][0],
+        max_tokens=settings.vocab,
+        sequence_length=settings.maxlen,
+        truncating="pre",
+        verbose=1,
+    )
+    streams = {
+        "train": token_stream(tokenizer, data["lm_train"][0]),
+        "valid": token_stream(tokenizer, data["lm_valid"][0]),
+    }
+    for key, ids in streams.items():
+        with atomic_path(stage.file(f"{key}_stream.npy")) as temporary:
+            with open(temporary, "wb") as f:
+                np.save(f, ids)
+        stage.record(f"{key}_stream.npy")
+    stage.write_json("vocabulary.json", tokenizer.get_config())  # last: marks the stage done
+    timings["vocabulary_seconds"] = round(time.time() - start, 1)
+    print(
+        f"{tokenizer.vocabulary_size} words; language-model streams of "
+        f"{len(streams['train']):,} training and {len(streams['valid']):,} validation tokens"
+    )
+    return tokenizer, streams
+
+
+def token_stream(tokenizer, texts):
+    """The reviews' ids as one stream, each review followed by id 0 (end of review)."""
+    # Whole reviews: the classifier's `maxlen` cut does not apply here.
+    whole = WordTokenizer.from_config({**tokenizer.get_config(), "sequence_length": None})
+    parts = []
+    for text in progress(texts, label=f"Tokenizing {len(texts)} reviews", unit="reviews"):
+        parts.extend([whole.encode([text])[0], np.zeros(1, "int32")])
+    return np.concatenate(parts).astype("int32")
+
+
+# --- stage 2: the language model ------------------------------------------------
+
+
+class StepWindows(keras.utils.PyDataset):
+    """Epochs of `steps` consecutive BPTT batches, continuing through the passes over the stream.
+
+    Epoch `e` holds global steps `e * steps ... (e + 1) * steps - 1`; step `g`
+    is window `g % n` of pass `g // n` over the stream (`n` windows per pass,
+    each pass with its own random offset, see `BPTTWindows`). `set_epoch`
+    makes a resumed run read the same batches.
+    """
+
+    def __init__(self, windows, steps):
+        super().__init__()
+        self.windows, self.steps = windows, steps
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        passes, window = divmod(self.epoch * self.steps + index, len(self.windows))
+        self.windows.set_epoch(passes)
+        return self.windows[window]
+
+
+class StageClock(keras.callbacks.Callback):
+    """Prints tokens/s and the stage's ETA after each epoch; keeps the totals for timings.json."""
+
+    def __init__(self, label, tokens_per_epoch, epochs):
+        super().__init__()
+        self.label, self.tokens_per_epoch, self.epochs = label, tokens_per_epoch, epochs
+        self.seconds, self.trained = 0.0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        self.seconds += seconds
+        self.trained += 1
+        left = (self.epochs - epoch - 1) * self.seconds / self.trained
+        print(
+            f"{self.label} epoch {epoch + 1}/{self.epochs}: "
+            f"{self.tokens_per_epoch / seconds:,.0f} tokens/s, stage ETA {left / 3600:.1f} h",
+            flush=True,
+        )
+
+    def summary(self):
+        rate = self.trained * self.tokens_per_epoch / self.seconds if self.seconds else None
+        return {"epochs_trained": self.trained, "seconds": round(self.seconds, 1),
+                "tokens_per_second": None if rate is None else round(rate)}  # fmt: skip
+
+
+def build_language_model(settings, tokenizer, seed):
+    vocabulary = [END_OF_REVIEW, UNKNOWN, *tokenizer.vocabulary[2:]]
+    model = LanguageModel(
+        vocabulary=vocabulary,
+        token_level="word",
+        embedding_dim=settings.embedding_dim,
+        units=settings.embedding_dim,
+        num_layers=settings.num_layers,
+        cell_type="lstm",
+        tie_weights=True,
+        stateful=True,
+        batch_size=settings.lm_batch_size,
+        input_dropout=settings.lm_input_dropout,
+        hidden_dropout=settings.lm_hidden_dropout,
+        output_dropout=settings.lm_output_dropout,
+        variational_dropout=True,
+        embedding_dropout=settings.lm_embedding_dropout,
+        recurrent_weight_dropout=settings.lm_weight_dropout,
+        activation_regularization=settings.ar_alpha,
+        temporal_activation_regularization=settings.tar_beta,
+        softmax="sampled" if settings.num_sampled < tokenizer.vocabulary_size else "full",
+        num_sampled=min(settings.num_sampled, tokenizer.vocabulary_size - 1),
+        seed=seed,
+    )
+    total_steps = settings.lm_epochs * settings.lm_steps_per_epoch
+    schedule = SlantedTriangularLearningRate(
+        settings.lm_learning_rate, total_steps, cut_fraction=max(0.1, 1 / total_steps)
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule, beta_1=0.8, beta_2=0.99, clipnorm=1.0))
+    return model
+
+
+def language_model_stage(stage, tokenizer, streams, settings, options, timings):
+    """Trains (or resumes) the language model; returns it (stateless, best weights) and metrics."""
+    model = build_language_model(settings, tokenizer, options.seed)
+    windows = BPTTWindows(
+        streams["train"], settings.lm_batch_size, settings.bptt, seed=options.seed,
+        random_offset=True,
+    )  # fmt: skip
+    train = StepWindows(windows, settings.lm_steps_per_epoch)
+    tokens_per_epoch = settings.lm_steps_per_epoch * settings.lm_batch_size * settings.bptt
+    passes = settings.lm_epochs * tokens_per_epoch / windows.tokens_per_epoch
+    print(
+        f"Language model: {model.count_params():,} parameters, {settings.lm_epochs} epochs of "
+        f"{tokens_per_epoch:,} tokens ({passes:.2f} passes over the stream)"
+    )
+    valid = StreamScore(streams["valid"], batch_size=8, sequence_length=256)
+    clock = StageClock("Language model", tokens_per_epoch, settings.lm_epochs)
+    callbacks, backup = training_callbacks(
+        stage, monitor="val_perplexity", mode="min", metrics=[valid], datasets=[train],
+        resume=options.resume,
+    )  # fmt: skip
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        model.fit(
+            train, epochs=settings.lm_epochs, initial_epoch=initial_epoch, shuffle=False,
+            callbacks=[clock, ResetStates(), *callbacks],
+        )  # fmt: skip
+    best = keras.saving.load_model(stage.file("best.keras"), compile=False)
+    stage.record("best.keras")
+    stage.record("log.csv")
+    final = LanguageModel.from_config({**best.get_config(), "stateful": False, "batch_size": None})
+    for source, target in zip(best.trainable_weights, final.trainable_weights):
+        target.assign(source)  # the stateful model's carried states are left out
+    result = valid.evaluate(final)
+    print(f"Language model: validation perplexity {result['perplexity']:.2f}")
+    timings["language_model"] = clock.summary()
+    return final, {"lm_val_perplexity": result["perplexity"], "lm_val_tokens": result["tokens"]}
+
+
+# --- stage 3: the classifier ----------------------------------------------------
+
+
+def build_classifier(settings, tokenizer, language_model, steps_per_epoch, seed):
+    backbone = TextClassifierBackbone(
+        tokenizer.vocabulary_size,
+        embedding_dim=settings.embedding_dim,
+        cell_type="lstm",
+        units=settings.embedding_dim,
+        num_layers=settings.num_layers,
+        bidirectional=False,
+        dropout=settings.clf_dropout,
+        spatial_dropout=settings.clf_spatial_dropout,
+        pooling=["last", "max", "mean"],
+        seed=seed,
+    )
+    # ULMFiT's head starts with batch normalisation: the pooled states of a
+    # pretrained LSTM differ little from review to review at first.
+    features = keras.layers.BatchNormalization(momentum=0.9, name="feature_norm")(backbone.output)
+    model = TextClassifier(
+        backbone=keras.Model(backbone.input, features, name="backbone"),
+        head_units=settings.head_units,
+        head_dropout=settings.head_dropout,
+        preprocessor=TextClassifierPreprocessor(tokenizer, bucket_width=settings.bucket_width),
+        class_names=CLASS_NAMES,
+        seed=seed,
+    )
+    transfer_language_model_weights(language_model, model)
+    groups = layer_groups(model)
+    total_steps = settings.clf_epochs * steps_per_epoch
+    schedule = SlantedTriangularLearningRate(
+        settings.clf_learning_rate, total_steps, cut_fraction=max(0.1, 1 / total_steps)
+    )
+    optimizer = DiscriminativeOptimizer(
+        keras.optimizers.Adam(schedule, beta_1=0.7, beta_2=0.99, clipnorm=1.0),
+        groups,
+        factor=settings.lr_factor,
+    )
+    model.compile(optimizer=optimizer)  # binary cross-entropy and accuracy (the defaults)
+    return model, groups
+
+
+def batches(tokenizer, texts, labels, settings, training, seed):
+    sequences = [
+        tokenizer.encode([text])[0]
+        for text in progress(texts, label=f"Tokenizing {len(texts)} reviews", unit="reviews")
+    ]
+    return BucketedBatches(
+        sequences, labels.astype("float32"),
+        batch_size=settings.clf_batch_size if training else 128,
+        bucket_width=settings.bucket_width, max_length=settings.maxlen,
+        shuffle=training, drop_remainder=training, seed=seed,
+    )  # fmt: skip
+
+
+def classifier_stage(stage, tokenizer, language_model, data, settings, options, timings):
+    """Fine-tunes (or resumes) the classifier; returns the best one and its metrics."""
+    train = batches(tokenizer, *data["train"], settings, True, options.seed)
+    val_texts, val_labels = data["val"]
+    model, groups = build_classifier(settings, tokenizer, language_model, len(train), options.seed)
+    print(f"Classifier: {model.count_params():,} parameters; layer groups {groups}")
+    accuracy = EpochMetric("val_accuracy", lambda m: score(m, val_texts, val_labels, verbose=0))
+    clock = StageClock("Classifier", int(np.sum(train.lengths)), settings.clf_epochs)
+    callbacks, backup = training_callbacks(
+        stage, monitor="val_accuracy", mode="max", metrics=[accuracy], datasets=[train],
+        resume=options.resume,
+    )  # fmt: skip
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        unfreezing = []
+        if settings.gradual_unfreezing:
+            unfreezing = [GradualUnfreezing(groups, epochs_per_group=settings.epochs_per_group)]
+        model.fit(
+            train, epochs=settings.clf_epochs, initial_epoch=initial_epoch, shuffle=False,
+            callbacks=[clock, *unfreezing, *callbacks],
+        )  # fmt: skip
+    best = keras.saving.load_model(stage.file("best.keras"), compile=False)
+    stage.record("best.keras")
+    stage.record("log.csv")
+    final = TextClassifier.from_config(best.get_config())  # no optimizer state: a small file
+    final.set_weights(best.get_weights())
+    final.trainable = True
+    val_accuracy = score(final, val_texts, val_labels, verbose=0)
+    print(f"Classifier: validation accuracy {val_accuracy:.2%}")
+    timings["classifier"] = clock.summary()
+    return final, {"val_accuracy": val_accuracy}
+
+
+def score(model, texts, labels, verbose=1):
+    """Accuracy of the classifier's raw-text pipeline (the test: with a progress bar)."""
+    if verbose:
+        print(f"Scoring {len(texts)} reviews")
+    batches = model.preprocessor.batches(texts, 128)
+    probabilities = batches.restore_order(model.predict(batches, verbose=verbose))[:, 0]
+    return float(np.mean((probabilities > 0.5) == (labels == 1)))
+
+
+# --- outputs --------------------------------------------------------------------
+
+
+def write_outputs(run, language_model, classifier, settings, options, metrics, timings):
+    lm_dtype = language_model.save_stateless(run.file("imdb_lm.keras"))
+    run.record("imdb_lm.keras")
+    classifier_dtype = save_compact(classifier, run.file("imdb_ulmfit.keras"))
+    run.record("imdb_ulmfit.keras")
+    run.write_json("metrics.json", metrics)
+    dtypes = {"lm_weights_dtype": lm_dtype, "classifier_weights_dtype": classifier_dtype}
+    run.write_json("timings.json", {**timings, **dtypes})
+    command = shlex.join(["python", "recipes/imdb_pretrained.py", *sys.argv[1:]])
+    run.write_text("model_card.md", card(settings, options, metrics, timings, command))
+    if options.publish:
+        run.publish(
+            ["imdb_lm.keras", "imdb_ulmfit.keras", "model_card.md"],
+            "saved_models",
+            rename={"model_card.md": "imdb_ulmfit.md"},
+        )
+
+
+def card(settings, options, metrics, timings, command):
+    backend = keras.backend.backend()
+    stages = ", ".join(
+        f"{k}: {v['seconds'] / 3600:.2f} h ({v['tokens_per_second']} tokens/s)"
+        if isinstance(v, dict) else f"{k}: {v} s"
+        for k, v in timings.items()
+    )  # fmt: skip
+    return model_card(
+        "IMDB sentiment from a pretrained review language model (ULMFiT)",
+        f"`imdb_ulmfit.keras`: a {settings.num_layers}-layer LSTM classifier fine-tuned from "
+        f"`imdb_lm.keras`, a word language model pretrained on the IMDB reviews.",
+        intended_use=(
+            "Sentiment (negative/positive) of English movie reviews, for research and teaching: "
+            "`kzoo.models.load('imdb_ulmfit.keras').predict(['A wonderful film.'])`. The language "
+            "model generates review-like text and is the starting point for other review tasks."
+        ),
+        limitations=(
+            "English movie reviews only; words outside the "
+            f"{metrics['vocabulary_size']:,}-word vocabulary become `[UNK]`; reviews are cut to "
+            f"their last {settings.maxlen} tokens. Accuracy on other domains is not measured."
+        ),
+        data=(
+            "IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011): the language model reads "
+            f"{metrics['lm_train_reviews']:,} reviews (unlabelled `train/unsup` and labelled "
+            f"training reviews), validated on {metrics['lm_valid_reviews']:,} held-out unlabelled "
+            f"reviews; the classifier trains on {metrics['train_reviews']:,} labelled reviews, "
+            f"validated on {metrics['val_reviews']:,} (the last 10% of review ids of each class: "
+            f"other movies), tested on {metrics['test_reviews']:,} test reviews.\n\n"
+            "Licence: the IMDB dataset is provided for research use (Maas et al., 2011)."
+        ),
+        metrics=(
+            f"Test accuracy {metrics['test_accuracy']:.4f}, validation accuracy "
+            f"{metrics['val_accuracy']:.4f}; language model validation perplexity "
+            f"{metrics['lm_val_perplexity']:.2f}.\n\n"
+            f"Command: `KERAS_BACKEND={backend} {command}`"
+        ),
+        training=(
+            f"Backend {backend}, 2 CPU cores, seed {options.seed}. Stages: {stages}.\n\n"
+            f"Settings: `{json.dumps(dataclasses.asdict(settings))}`"
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
