@@ -336,12 +336,13 @@ def plot_attention(model, sources, outputs, path):
     import matplotlib.pyplot as plt
 
     pre = model.preprocessor
+    # One teacher-forced pass for all three: a row's weights do not depend on
+    # the tokens after it, so the padding after each end token changes nothing.
+    all_weights = model.attention_weights(sources, np.asarray(outputs, dtype="int32"))
     figure, axes = plt.subplots(1, len(sources), figsize=(5 * len(sources), 5))
-    for ax, source, output in zip(np.atleast_1d(axes), sources, outputs):
+    for ax, source, output, weights in zip(np.atleast_1d(axes), sources, outputs, all_weights):
         words = pre.target_tokens(output) + [pre.end_token]
-        decoder_inputs = np.asarray(output[None, : len(words)], dtype="int32")
         source_length = int((source != pre.pad_token_id).sum())
-        weights = model.attention_weights(source[None], decoder_inputs)[0]
         ax.imshow(weights[: len(words), :source_length], cmap="viridis", vmin=0.0, vmax=1.0)
         ax.set_xticks(range(source_length))
         ax.set_xticklabels([pre.source_vocabulary[i] for i in source[:source_length]], rotation=60)
