@@ -135,23 +135,8 @@ def main(argv=None):
     if options.quick:
         print(SMOKE)
     timings = {}
-    start = time.time()
-    data = load_reviews(settings)
-    timings["load_seconds"] = time.time() - start
-
-    start = time.time()
-    tokenizer = WordTokenizer.from_texts(
-        data["train"][0],
-        max_tokens=settings.vocab,
-        sequence_length=settings.maxlen,
-        truncating=settings.truncating,
-        verbose=1,
-    )
-    train, val = (
-        batches(tokenizer, *data[split], settings, training=split == "train")
-        for split in ("train", "val")
-    )
-    timings["tokenize_seconds"] = time.time() - start
+    data = timed(timings, "load", load_reviews, settings)
+    tokenizer, train, val = timed(timings, "tokenize", prepare, settings, data)
 
     model = build_model(settings, tokenizer, steps_per_epoch=len(train))
     averager = WeightAverage(
@@ -170,29 +155,17 @@ def main(argv=None):
     initial_epoch = backup.restore(model)
     if initial_epoch > 0 or backup.finished:
         print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    start = time.time()
     if not backup.finished:
-        model.fit(
-            train,
-            epochs=settings.epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            validation_data=val,
-            callbacks=callbacks,
-        )
-    timings["fit_seconds"] = time.time() - start
+        fit = dict(epochs=settings.epochs, initial_epoch=initial_epoch, shuffle=False)
+        timed(timings, "fit", model.fit, train, validation_data=val, callbacks=callbacks, **fit)
 
     metrics = choose_weights(model, run.file("best.keras"), averager, val)
     final = TextClassifier.from_config(model.get_config())  # no optimizer state: a small file
     final.set_weights(model.get_weights())
-    start = time.time()
-    metrics["test_accuracy"] = test_accuracy(final, *data["test"])
-    timings["test_seconds"] = time.time() - start
+    metrics["test_accuracy"] = timed(timings, "test", test_accuracy, final, *data["test"])
     print(f"Test accuracy: {metrics['test_accuracy']:.2%} on {len(data['test'][0])} reviews")
+    metrics.update({f"{split}_reviews": len(data[split][0]) for split in data})
     metrics.update(
-        train_reviews=len(data["train"][0]),
-        validation_reviews=len(data["val"][0]),
-        test_reviews=len(data["test"][0]),
         vocabulary_size=tokenizer.vocabulary_size,
         parameters=int(final.count_params()),
         epochs=read_log(run.file("log.csv")),
@@ -204,11 +177,19 @@ def main(argv=None):
     return metrics
 
 
+def timed(timings, name, function, *args, **kwargs):
+    """`function(*args, **kwargs)`, its wall time recorded as `timings[name + "_seconds"]`."""
+    start = time.time()
+    result = function(*args, **kwargs)
+    timings[f"{name}_seconds"] = time.time() - start
+    return result
+
+
 # --- data ---------------------------------------------------------------------
 
 
 def load_reviews(settings):
-    """`{"train"|"val"|"test": (texts, labels)}`, validation split by movie."""
+    """`{"train"|"validation"|"test": (texts, labels)}`, validation split by movie."""
     print("Loading the IMDB reviews (the first run extracts the archive: a minute or more)")
     texts, labels = load_texts("train", path=settings.data_path)
     test_texts, test_labels = load_texts("test", path=settings.data_path)
@@ -223,12 +204,25 @@ def load_reviews(settings):
     test_order = rng.permutation(len(test_texts))[: settings.test_reviews]
     data = {
         "train": [i for i in order if not is_val[i]],
-        "val": [i for i in order if is_val[i]],
+        "validation": [i for i in order if is_val[i]],
     }
     data = {key: ([texts[i] for i in rows], labels[rows]) for key, rows in data.items()}
     data["test"] = ([test_texts[i] for i in test_order], test_labels[test_order])
     print(", ".join(f"{len(data[k][0])} {k}" for k in data) + " reviews")
     return data
+
+
+def prepare(settings, data):
+    """The tokenizer learned from the training reviews, and the training/validation batches."""
+    tokenizer = WordTokenizer.from_texts(
+        data["train"][0],
+        max_tokens=settings.vocab,
+        sequence_length=settings.maxlen,
+        truncating=settings.truncating,
+        verbose=1,
+    )
+    train = batches(tokenizer, *data["train"], settings, training=True)
+    return tokenizer, train, batches(tokenizer, *data["validation"], settings, training=False)
 
 
 def batches(tokenizer, texts, labels, settings, training):

@@ -1,14 +1,12 @@
 """WordTokenizer.from_texts: TextVectorization's vocabulary in plain Python."""
 
-import os
-import tarfile
-
 import keras
 import numpy as np
 import pytest
 
 from kzoo.preprocessing import WordTokenizer
 from tests.harness import run_without_tensorflow
+from tests.models.test_text_classifier import imdb_reviews
 
 BACKEND = keras.backend.backend()
 
@@ -76,18 +74,6 @@ def test_from_texts_bad_texts_are_named():
         WordTokenizer.from_texts(None)
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         WordTokenizer.from_texts(["a", 3])
-
-
-def imdb_reviews(data_dir, count):
-    """The first `count` reviews of the archive, read without extracting it."""
-    reviews = []
-    with tarfile.open(os.path.join(data_dir, "aclImdb_v1.tar.gz"), "r:gz") as archive:
-        for member in archive:
-            if member.isfile() and member.name.endswith(".txt"):
-                reviews.append(archive.extractfile(member).read().decode("utf-8"))
-                if len(reviews) == count:
-                    break
-    return reviews
 
 
 def adapted_vocabulary(texts, **kwargs):
