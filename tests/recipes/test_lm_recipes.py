@@ -17,6 +17,9 @@ from tests.recipes.kill_resume import check_kill_and_resume
 def offline_data(shared_data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    # One thread, as the recipes choose when run as scripts (the test process
+    # imports Keras before the recipe could set it).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def settings(**values):
