@@ -1,6 +1,6 @@
 """Recipe flags are checked where they are parsed, before any data or training.
 
-A bad number (`forecast.py --epochs -3`, `char_lm.py --quick --hidden-units 0`)
+A bad number (`forecast.py --epochs -3`, `char_lm.py --quick --units 0`)
 or an output folder that cannot be written ends the script at once with
 argparse's message naming the flag and the value; a value given together with
 `--quick` is used, not replaced by the quick setting.
@@ -20,26 +20,6 @@ BAD_VALUES = {
         ("--patience", "-1"),
         ("--max-train-sentences", "0"),
     ],
-    "char_lm.py": [
-        ("--embedding-dim", "0"),
-        ("--hidden-units", "0"),
-        ("--num-layers", "0"),
-        ("--dropout", "1"),
-        ("--batch-size", "0"),
-        ("--sequence-length", "-5"),
-        ("--epochs", "0"),
-        ("--learning-rate", "0"),
-        ("--time-budget-minutes", "0"),
-        ("--max-steps", "0"),
-        ("--seed", "-1"),
-    ],
-    "word_lm.py": [
-        ("--epochs", "0"),
-        ("--dropout", "-0.1"),
-        ("--time-budget-minutes", "inf"),
-        ("--max-steps", "0"),
-        ("--seed", "-1"),
-    ],
     "translate.py": [
         ("--epochs", "0"),
         ("--time-budget-minutes", "0"),
@@ -49,7 +29,7 @@ BAD_VALUES = {
         ("--eval-size", "0"),
     ],
 }
-HAS_QUICK = {"ner.py", "char_lm.py", "word_lm.py", "translate.py"}
+HAS_QUICK = {"ner.py", "translate.py"}
 CASES = [
     (script, flag, value, quick)
     for script, bad in BAD_VALUES.items()
@@ -115,17 +95,6 @@ def test_valid_flags_parse(recipes, tmp_path):
 
 def test_explicit_values_win_over_quick(recipes, tmp_path):
     out = ["--output-dir", str(tmp_path)]
-    char_lm = recipes("char_lm.py")
-    args = char_lm.parse_args([*out, "--quick", "--hidden-units", "32", "--max-steps", "9"])
-    assert (args.hidden_units, args.max_steps) == (32, 9)
-    assert args.embedding_dim == char_lm.QUICK["embedding_dim"]  # not given: quick's
-    full = char_lm.parse_args(out)
-    assert (full.hidden_units, full.max_steps) == (char_lm.HIDDEN_UNITS, None)
-
-    word_lm = recipes("word_lm.py")
-    config = word_lm.make_config(word_lm.parse_args([*out, "--quick", "--epochs", "3"]))
-    assert config["epochs"] == 3 and config["hidden_units"] == word_lm.QUICK["hidden_units"]
-
     translate = recipes("translate.py")
     settings = translate.make_settings(translate.parse_args([*out, "--quick", "--units", "8"]))
     assert settings["UNITS"] == 8 and settings["EPOCHS"] == translate.QUICK["EPOCHS"]
