@@ -98,7 +98,7 @@ class Settings:
         0.1, "last review ids of each class held out", min=0.01, max=0.5
     )
     train_reviews: int | None = _setting(
-        None, "read this many training reviews (random; None: all 25,000)", min=20
+        None, "use this many training reviews (random, validation included; None: all)", min=20
     )
     test_reviews: int | None = _setting(
         None, "test on this many test reviews (random; None: all 25,000)", min=1
