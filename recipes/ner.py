@@ -24,6 +24,8 @@ run the same command again). `--publish` copies the model and card to
 
 import dataclasses
 import os
+import shlex
+import sys
 import time
 
 # The models are small: one thread per process is fastest, and on a shared
@@ -122,6 +124,7 @@ def main(argv=None):
         Settings, QUICK, argv=argv, recipe="ner", description=__doc__
     )
     keras.utils.set_random_seed(options.seed)
+    argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     run = RunFolder(options.output_dir)
     if options.quick:
         print(SMOKE)
@@ -155,7 +158,7 @@ def main(argv=None):
     metrics, timings = evaluate(tagger, data, run)
     metrics["best_epoch"] = best_epoch(callbacks)
     timings["train_seconds_this_process"] = round(train_seconds, 1)
-    write_outputs(run, tagger, settings, options, metrics, timings)
+    write_outputs(argv, run, tagger, settings, options, metrics, timings)
     print(run.summary())
     return metrics
 
@@ -243,14 +246,16 @@ def run_log_rows(run):
         return f.read().splitlines()[1:]
 
 
-def write_outputs(run, tagger, settings, options, metrics, timings):
+def write_outputs(argv, run, tagger, settings, options, metrics, timings):
     name = f"ner_{settings.decoder}"
     run.write_json("metrics.json", metrics)
     run.write_json("timings.json", timings)
     save_compact(tagger, run.file("model.keras"), "float32")
     for recorded in ("model.keras", "best.keras", "log.csv"):
         run.record(recorded)
-    run.write_text("model_card.md", model_card(name, tagger, settings, options, metrics, timings))
+    run.write_text(
+        "model_card.md", model_card(argv, name, tagger, settings, options, metrics, timings)
+    )
     if options.publish:
         run.publish(
             ["model.keras", "model_card.md"],
@@ -259,13 +264,12 @@ def write_outputs(run, tagger, settings, options, metrics, timings):
         )
 
 
-def model_card(name, tagger, settings, options, metrics, timings):
+def model_card(argv, name, tagger, settings, options, metrics, timings):
     """The model card, in the five sections every kzoo card has."""
     config = tagger.get_config()
     sentences = metrics["sentences"]
     backend = keras.backend.backend()
-    flags = " --quick" if options.quick else ""
-    command = f"KZOO_DATA_DIR=... KERAS_BACKEND={backend} python recipes/ner.py{flags} --seed {options.seed}"
+    command = f"KERAS_BACKEND={backend} python recipes/ner.py {shlex.join(argv)}".rstrip()
     rows = [
         f"| {split} (all) | {100 * metrics[split]['precision']:.2f} | "
         f"{100 * metrics[split]['recall']:.2f} | {100 * metrics[split]['f1']:.2f} | "
@@ -283,8 +287,9 @@ def model_card(name, tagger, settings, options, metrics, timings):
             f"# {name}",
             "",
             f"`kzoo.models.SequenceTagger` (decoder `{config['decoder']}`, "
-            f"{config['num_layers']} x BiLSTM({config['lstm_units']}), character "
-            f"{config['char_encoder']}, casing features; {tagger.count_params():,} parameters) "
+            f"{config['num_layers']} x BiLSTM({config['lstm_units']}), character encoder "
+            f"{config['char_encoder']}, casing features {config['use_casing']}; "
+            f"{tagger.count_params():,} parameters) "
             "trained by `recipes/ner.py`.",
             "",
             "## Intended use",
@@ -330,7 +335,7 @@ def model_card(name, tagger, settings, options, metrics, timings):
             "",
             "## Training",
             "",
-            f"{metrics['epochs_run']} epochs (at most {settings.epochs}, patience "
+            f"{metrics['epochs_run']} epoch(s) (at most {settings.epochs}, patience "
             f"{settings.patience}), Adam, on the {backend} backend (Keras {keras.__version__}), "
             f"2 CPU cores; training took {timings['train_seconds_this_process']} s in the last "
             "process (a resumed run counts only its own part). Settings: "

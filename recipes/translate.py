@@ -28,6 +28,8 @@ command again). `--publish` copies the model, card and heatmap to
 import dataclasses
 import os
 import random
+import shlex
+import sys
 import time
 
 # The models are small: one thread per process is fastest, and on a shared
@@ -129,6 +131,7 @@ def main(argv=None):
         Settings, QUICK, argv=argv, recipe="translate", description=__doc__
     )
     keras.utils.set_random_seed(options.seed)
+    argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     sacrebleu = require("sacrebleu", "recipes", "BLEU scores")
     require("matplotlib", "recipes", "the attention heatmap")
     run = RunFolder(options.output_dir)
@@ -173,7 +176,7 @@ def main(argv=None):
     metrics.update(best_epoch=best.best_epoch + 1, best_val_bleu=best.best)
     metrics["epochs_run"] = count_epochs(run.file("log.csv"))
     plot_attention(model, *shown, run.file("attention.png"))
-    write_outputs(run, model, splits, settings, options, metrics, timings)
+    write_outputs(argv, run, model, splits, settings, options, metrics, timings)
     print(run.summary())
     return metrics
 
@@ -356,13 +359,13 @@ def plot_attention(model, sources, outputs, path):
     plt.close(figure)
 
 
-def write_outputs(run, model, splits, settings, options, metrics, timings):
+def write_outputs(argv, run, model, splits, settings, options, metrics, timings):
     run.write_json("metrics.json", metrics)
     run.write_json("timings.json", timings)
     storage = save_compact(model, run.file("model.keras"), max_megabytes=settings.max_file_mb)
     for name in ("model.keras", "best.keras", "attention.png", "log.csv"):
         run.record(name)
-    card = model_card(model, splits, settings, options, metrics, timings, storage)
+    card = model_card(argv, model, splits, settings, options, metrics, timings, storage)
     run.write_text("model_card.md", card)
     if options.publish:
         run.publish(
@@ -376,15 +379,11 @@ def write_outputs(run, model, splits, settings, options, metrics, timings):
         )
 
 
-def model_card(model, splits, settings, options, metrics, timings, storage):
+def model_card(argv, model, splits, settings, options, metrics, timings, storage):
     """The model card, in the five sections every kzoo card has."""
     backend = keras.backend.backend()
     pairs = metrics["pairs"]
-    flags = " --quick" if options.quick else ""
-    command = (
-        f"KZOO_DATA_DIR=... KERAS_BACKEND={backend} python recipes/translate.py{flags} "
-        f"--seed {options.seed}"
-    )
+    command = f"KERAS_BACKEND={backend} python recipes/translate.py {shlex.join(argv)}".rstrip()
     settings_text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items())
     smoke = (
         " This is a smoke-run model (`--quick`): it shows that training works."
@@ -437,7 +436,7 @@ def model_card(model, splits, settings, options, metrics, timings, storage):
             "",
             "## Training",
             "",
-            f"{metrics['epochs_run']} epochs, Adam, teacher forcing, on the {backend} backend "
+            f"{metrics['epochs_run']} epoch(s), Adam, teacher forcing, on the {backend} backend "
             f"(Keras {keras.__version__}), 2 CPU cores; training took "
             f"{timings['train_seconds_this_process']} s in the last process (a resumed run "
             f"counts only its own part). Settings: {settings_text}.",
