@@ -72,18 +72,18 @@ TINY = [
     "--set", "bptt=20",
     "--set", "num_sampled=64",
     "--set", "lm_steps_per_epoch=5",
-    "--set", "lm_epochs=3",
+    "--set", "lm_epochs=2",
     "--set", "maxlen=64",
     "--set", "bucket_width=64",
     "--set", "clf_batch_size=16",
-    "--set", "clf_epochs=4",
+    "--set", "clf_epochs=3",
     "--set", "clf_learning_rate=0.01",
 ]  # fmt: skip
 
 
 def test_imdb_pretrained_resumes_after_a_kill_and_learns(small_imdb, tmp_path):
     argv = [*TINY, "--set", f"data_path={small_imdb}"]
-    # Language model: 3 epochs of 5 steps; the kill falls in its 2nd epoch.
+    # Language model: 2 epochs of 5 steps; the kill falls in its 2nd epoch.
     metrics, output = check_kill_and_resume(
         "imdb_pretrained.py", argv, tmp_path, kill_after_batches=7
     )
