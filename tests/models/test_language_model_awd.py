@@ -165,3 +165,13 @@ def test_bad_awd_arguments():
         LanguageModelBackbone(10, embedding_dim=4, units=4, recurrent_weight_dropout=1.0)
     with pytest.raises(ValueError, match="activation_regularization"):
         LanguageModelBackbone(10, embedding_dim=4, units=4, activation_regularization=-1)
+
+
+def test_sampled_fit_before_any_evaluate():
+    # Keras reads every compiled metric at the end of `fit`; a sampled step has
+    # no logits to update the perplexity with, so the model builds it itself.
+    model = model_with(softmax="sampled", num_sampled=12)
+    model.compile()
+    history = model.fit(ids(batch=4), ids(batch=4, seed=1), epochs=1, verbose=0)
+    assert set(history.history) == {"loss"}
+    assert np.isfinite(history.history["loss"][0])
