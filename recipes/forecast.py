@@ -47,6 +47,7 @@ from kzoo.recipes import (  # noqa: E402
     parse_settings,
     training_callbacks,
 )
+from kzoo.utils import set_random_seed  # noqa: E402
 from kzoo.utils.atomic_write import atomic_path  # noqa: E402
 from kzoo.utils.optional import require  # noqa: E402
 
@@ -292,7 +293,7 @@ def train_stage(name, settings, options, run, command):
     start = time.perf_counter()
     stage = RunFolder(os.path.join(run.path, name))
     series = load(name, settings)
-    keras.utils.set_random_seed(options.seed)  # the same start whichever stages ran before
+    set_random_seed(options.seed)  # the same start whichever stages ran before
     model = build_model(name, series, settings, options.seed)
     dates = None if series.dates is None else series.dates[: series.val_start]
     x, y = model.windows(series.train, dates=dates)
@@ -533,7 +534,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="forecast", description=__doc__
     )
-    keras.utils.set_random_seed(options.seed)
+    set_random_seed(options.seed)
     require("matplotlib", extra="recipes", feature="the forecast plots")
     run = RunFolder(options.output_dir)
     if options.quick:

@@ -49,6 +49,7 @@ from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.models.text_classifier.text_classifier import BACKBONE_ARGUMENTS
 from kzoo.preprocessing import WordTokenizer
 from kzoo.recipes import RunFolder, parse_settings, progress, training_callbacks
+from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
 from kzoo.utils.optional import require
@@ -129,7 +130,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb", description=__doc__
     )
-    keras.utils.set_random_seed(options.seed)
+    set_random_seed(options.seed)
     require("matplotlib", extra="recipes", feature="the training curves of recipes/imdb.py")
     run = RunFolder(options.output_dir)
     if options.quick:

@@ -34,6 +34,7 @@ import kzoo.models
 from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
 from kzoo.models.saving import store_weights_as_float16
 from kzoo.recipes import RunFolder, parse_settings
+from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 
 
@@ -62,7 +63,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb_ensemble", description=__doc__
     )
-    keras.utils.set_random_seed(options.seed)
+    set_random_seed(options.seed)
     check_members(settings.members)
     run = RunFolder(options.output_dir)
     if options.quick:

@@ -61,6 +61,7 @@ from kzoo.training import (
     layer_groups,
     transfer_language_model_weights,
 )
+from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
 
@@ -159,7 +160,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb_pretrained", description=__doc__
     )
-    keras.utils.set_random_seed(options.seed)
+    set_random_seed(options.seed)
     run = RunFolder(options.output_dir)
     if options.quick:
         print(SMOKE)

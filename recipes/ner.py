@@ -47,6 +47,7 @@ from kzoo.recipes import (  # noqa: E402
     progress,
     training_callbacks,
 )
+from kzoo.utils import set_random_seed  # noqa: E402
 
 MODEL = {"model": True}  # metadata of the settings passed to SequenceTagger as they are
 
@@ -123,7 +124,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="ner", description=__doc__
     )
-    keras.utils.set_random_seed(options.seed)
+    set_random_seed(options.seed)
     argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     run = RunFolder(options.output_dir)
     if options.quick:

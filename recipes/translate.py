@@ -51,6 +51,7 @@ from kzoo.recipes import (  # noqa: E402
     progress,
     training_callbacks,
 )
+from kzoo.utils import set_random_seed  # noqa: E402
 from kzoo.utils.atomic_write import atomic_path  # noqa: E402
 from kzoo.utils.bucketing import BucketedBatches  # noqa: E402
 from kzoo.utils.optional import require  # noqa: E402
@@ -130,7 +131,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="translate", description=__doc__
     )
-    keras.utils.set_random_seed(options.seed)
+    set_random_seed(options.seed)
     argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     sacrebleu = require("sacrebleu", "recipes", "BLEU scores")
     require("matplotlib", "recipes", "the attention heatmap")

@@ -1,100 +1,82 @@
-"""Recipe flags are checked where they are parsed, before any data or training.
+"""Every recipe checks its flags and output folder first, before any data or training.
 
-A bad number (`forecast.py --epochs -3`, `char_lm.py --quick --units 0`)
-or an output folder that cannot be written ends the script at once with
-argparse's message naming the flag and the value; a value given together with
-`--quick` is used, not replaced by the quick setting.
+A number outside a setting's range (`forecast.py --epochs 0`) ends the script
+at once with argparse's message naming the flag and the value, with and
+without `--quick`; an output folder that cannot be created stops the run
+before any data is read. Checked for every setting with a declared minimum of
+every script in `recipes/`, so a new recipe or setting is covered as it lands.
 """
+
+import dataclasses
+import os
+import typing
 
 import pytest
 
-from tests.recipes.recipe_module import load_recipe
+from tests.recipes.recipe_module import ROOT, load_recipe
 
-BAD_VALUES = {
-    "ner.py": [
-        ("--epochs", "0"),
-        ("--time-budget-minutes", "-1"),
-        ("--word-dropout", "1.5"),
-        ("--lstm-units", "0"),
-        ("--min-count", "0"),
-        ("--patience", "-1"),
-        ("--max-train-sentences", "0"),
-    ],
-    "translate.py": [
-        ("--epochs", "0"),
-        ("--time-budget-minutes", "0"),
-        ("--units", "0"),
-        ("--embedding-dim", "0"),
-        ("--vocab", "4"),  # followed by a valid target size below
-        ("--eval-size", "0"),
-    ],
-}
-HAS_QUICK = {"ner.py", "translate.py"}
-CASES = [
-    (script, flag, value, quick)
-    for script, bad in BAD_VALUES.items()
-    for flag, value in bad
-    for quick in ([False, True] if script in HAS_QUICK else [False])
-]
+SCRIPTS = sorted(f for f in os.listdir(os.path.join(ROOT, "recipes")) if f.endswith(".py"))
+_MODULES = {}
 
 
-@pytest.fixture(scope="module")
-def recipes():
-    modules = {}
-
-    def get(script):
-        if script not in modules:
-            modules[script] = load_recipe(script)
-        return modules[script]
-
-    return get
+def recipe(script):
+    if script not in _MODULES:
+        _MODULES[script] = load_recipe(script)
+    return _MODULES[script]
 
 
-def base_args(script, tmp_path, output_dir=None):
-    """The arguments a recipe needs besides the one under test."""
-    args = ["--output-dir", str(output_dir or tmp_path / "out")]
-    return args
+def _number_type(hint):
+    """int or float for `int`, `float`, `int | None`...; None for anything else."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return args[0] if len(args) == 1 and args[0] in (int, float) else None
 
 
-def parse_error(recipe, argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        recipe.parse_args(argv)
-    assert info.value.code == 2
-    return capsys.readouterr().err
+def bounded_settings(script):
+    """(flag, value below the minimum) for each numeric setting with a minimum."""
+    settings = recipe(script).Settings
+    hints = typing.get_type_hints(settings)
+    cases = []
+    for field in dataclasses.fields(settings):
+        kind = _number_type(hints[field.name])
+        if kind is None or "min" not in field.metadata:
+            continue
+        low = field.metadata["min"]
+        cases.append(("--" + field.name.replace("_", "-"), str(kind(low - 1))))
+    return cases
 
 
-@pytest.mark.parametrize(("script", "flag", "value", "quick"), CASES)
-def test_bad_numeric_flag_is_an_argparse_error(
-    recipes, script, flag, value, quick, tmp_path, capsys
-):
-    argv = base_args(script, tmp_path) + [flag, value] + (["--quick"] if quick else [])
-    if script == "translate.py" and flag == "--vocab":
-        argv.insert(argv.index(value) + 1, "100")
-    message = parse_error(recipes(script), argv, capsys)
-    shown = f"--set {value.split('=')[0]}" if flag == "--set" else f"argument {flag}"
-    assert shown in message, message
-    assert value.split("=")[-1] in message, message
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    """Any attempt to read a dataset fails loudly: nothing may be read before the checks."""
+    monkeypatch.setenv("KZOO_DATA_DIR", str(tmp_path / "no_data_here"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
 
 
-@pytest.mark.parametrize("script", sorted(BAD_VALUES))
-def test_unwritable_output_dir_is_found_when_parsing(recipes, script, tmp_path, capsys):
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_out_of_range_values_stop_the_run_when_parsing(script, no_data, tmp_path, capsys):
+    cases = bounded_settings(script)
+    assert cases, f"{script}: no numeric setting declares a minimum"
+    for flag, value in cases:
+        for quick in ([], ["--quick"]):
+            argv = [flag, value, "--output-dir", str(tmp_path / "out"), *quick]
+            with pytest.raises(SystemExit) as info:
+                recipe(script).main(argv)
+            assert info.value.code == 2, (script, flag)
+            message = capsys.readouterr().err
+            assert f"argument {flag}" in message and value in message, message
+            assert "must be >=" in message, message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_unwritable_output_dir_stops_the_run_before_any_data(script, no_data, tmp_path):
     a_file = tmp_path / "not_a_folder"
     a_file.write_text("x")
-    # A path below a regular file cannot be created, even by root (for whom
-    # a read-only folder's permission bits do not count).
-    argv = base_args(script, tmp_path, output_dir=a_file / "sub")
-    message = parse_error(recipes(script), argv, capsys)
-    assert "argument --output-dir" in message and "not_a_folder" in message, message
-    assert "not a folder" in message
-
-
-def test_valid_flags_parse(recipes, tmp_path):
-    for script in sorted(BAD_VALUES):
-        recipes(script).parse_args(base_args(script, tmp_path))
-
-
-def test_explicit_values_win_over_quick(recipes, tmp_path):
-    out = ["--output-dir", str(tmp_path)]
-    translate = recipes("translate.py")
-    settings = translate.make_settings(translate.parse_args([*out, "--quick", "--units", "8"]))
-    assert settings["UNITS"] == 8 and settings["EPOCHS"] == translate.QUICK["EPOCHS"]
+    # A path below a regular file cannot be created, even by root (for whom a
+    # read-only folder's permission bits do not count).
+    argv = ["--quick", "--output-dir", str(a_file / "sub")]
+    if script == "imdb_ensemble.py":  # its members are checked first: give two that exist
+        argv += ["--members", f"{a_file} {a_file}"]
+    with pytest.raises((ValueError, OSError)) as info:
+        recipe(script).main(argv)
+    assert "not_a_folder" in str(info.value), str(info.value)
