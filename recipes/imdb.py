@@ -48,7 +48,7 @@ from kzoo.models import TextClassifier, load
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.models.text_classifier.text_classifier import BACKBONE_ARGUMENTS
 from kzoo.preprocessing import WordTokenizer
-from kzoo.recipes import RunFolder, parse_settings, progress, training_callbacks
+from kzoo.recipes import RunFolder, parse_settings, progress, setting, training_callbacks
 from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
@@ -57,55 +57,51 @@ from kzoo.utils.optional import require
 RATE = {"min": 0.0, "max": 0.99}
 
 
-def _setting(default, help, **limits):
-    return dataclasses.field(default=default, metadata={"help": help, **limits})
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    cell_type: str = _setting("gru", "recurrent cell", choices=("gru", "lstm", "rnn"))
-    bidirectional: bool = _setting(True, "read each review in both directions")
-    units: int = _setting(64, "recurrent units (per direction)", min=1)
-    num_layers: int = _setting(1, "stacked recurrent layers", min=1)
-    embedding_dim: int = _setting(64, "word embedding size", min=1)
-    vocab: int = _setting(30000, "vocabulary size, padding and [UNK] included", min=3)
-    maxlen: int = _setting(400, "tokens kept per review", min=1)
-    truncating: str = _setting("pre", "pre keeps a long review's end", choices=("pre", "post"))
-    pooling: tuple[str, ...] = _setting(
+    cell_type: str = setting("gru", "recurrent cell", choices=("gru", "lstm", "rnn"))
+    bidirectional: bool = setting(True, "read each review in both directions")
+    units: int = setting(64, "recurrent units (per direction)", min=1)
+    num_layers: int = setting(1, "stacked recurrent layers", min=1)
+    embedding_dim: int = setting(64, "word embedding size", min=1)
+    vocab: int = setting(30000, "vocabulary size, padding and [UNK] included", min=3)
+    maxlen: int = setting(400, "tokens kept per review", min=1)
+    truncating: str = setting("pre", "pre keeps a long review's end", choices=("pre", "post"))
+    pooling: tuple[str, ...] = setting(
         ("max", "mean"), "pooling(s) over time", choices=("last", "max", "mean", "attention")
     )
-    embedding_dropout: float = _setting(0.1, "dropout of whole tokens", **RATE)
-    spatial_dropout: float = _setting(0.2, "dropout of embedding channels", **RATE)
-    word_type_dropout: float = _setting(0.25, "dropout of whole word types per batch", **RATE)
-    dropout: float = _setting(0.0, "variational dropout of the cell inputs", **RATE)
-    recurrent_dropout: float = _setting(0.0, "dropout of the recurrent state", **RATE)
-    head_dropout: float = _setting(0.3, "dropout before the output layer", **RATE)
-    batch_size: int = _setting(64, "reviews per training batch", min=1)
-    bucket_width: int = _setting(50, "batches are padded to a multiple of this", min=1)
-    epochs: int = _setting(3, "training epochs at most", min=1)
-    learning_rate: float = _setting(2e-3, "Adam learning rate", min=1e-9)
-    lr_step_epochs: int = _setting(1, "epochs between learning-rate steps", min=1)
-    lr_gamma: float = _setting(0.5, "learning-rate factor at each step", min=1e-9)
-    clipnorm: float = _setting(1.0, "gradient norm clipping", min=1e-9)
-    weight_decay: float = _setting(1e-2, "decoupled weight decay (not on biases)", min=0.0)
-    patience: int = _setting(2, "epochs without a better validation accuracy", min=0)
-    average_from_epoch: int = _setting(
+    embedding_dropout: float = setting(0.1, "dropout of whole tokens", **RATE)
+    spatial_dropout: float = setting(0.2, "dropout of embedding channels", **RATE)
+    word_type_dropout: float = setting(0.25, "dropout of whole word types per batch", **RATE)
+    dropout: float = setting(0.0, "variational dropout of the cell inputs", **RATE)
+    recurrent_dropout: float = setting(0.0, "dropout of the recurrent state", **RATE)
+    head_dropout: float = setting(0.3, "dropout before the output layer", **RATE)
+    batch_size: int = setting(64, "reviews per training batch", min=1)
+    bucket_width: int = setting(50, "batches are padded to a multiple of this", min=1)
+    epochs: int = setting(3, "training epochs at most", min=1)
+    learning_rate: float = setting(2e-3, "Adam learning rate", min=1e-9)
+    lr_step_epochs: int = setting(1, "epochs between learning-rate steps", min=1)
+    lr_gamma: float = setting(0.5, "learning-rate factor at each step", min=1e-9)
+    clipnorm: float = setting(1.0, "gradient norm clipping", min=1e-9)
+    weight_decay: float = setting(1e-2, "decoupled weight decay (not on biases)", min=0.0)
+    patience: int = setting(2, "epochs without a better validation accuracy", min=0)
+    average_from_epoch: int = setting(
         2, "average the weights from this epoch (1-based) on; 0: never", min=0
     )
-    average_every: float = _setting(
+    average_every: float = setting(
         0.125, "sample the weights every this fraction of an epoch", min=1e-6, max=1.0
     )
-    validation_fraction: float = _setting(
+    validation_fraction: float = setting(
         0.1, "last review ids of each class held out", min=0.01, max=0.5
     )
-    train_reviews: int | None = _setting(
+    train_reviews: int | None = setting(
         None, "use this many training reviews (random, validation included; None: all)", min=20
     )
-    test_reviews: int | None = _setting(
+    test_reviews: int | None = setting(
         None, "test on this many test reviews (random; None: all 25,000)", min=1
     )
-    data_path: str | None = _setting(None, "aclImdb_v1.tar.gz or an aclImdb folder")
-    seed: int = _setting(1337, "random seed", min=0)
+    data_path: str | None = setting(None, "aclImdb_v1.tar.gz or an aclImdb folder")
+    seed: int = setting(1337, "random seed", min=0)
 
 
 QUICK = {

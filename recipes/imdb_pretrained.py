@@ -52,7 +52,14 @@ from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone
 from kzoo.models.saving import save_compact
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.preprocessing import WordTokenizer
-from kzoo.recipes import EpochMetric, RunFolder, parse_settings, progress, training_callbacks
+from kzoo.recipes import (
+    EpochMetric,
+    RunFolder,
+    parse_settings,
+    progress,
+    setting,
+    training_callbacks,
+)
 from kzoo.recipes.language_modeling import BPTTWindows, ResetStates, StreamScore, model_card
 from kzoo.training import (
     DiscriminativeOptimizer,
@@ -75,60 +82,56 @@ SMOKE = (
 )
 
 
-def _setting(default, help, **limits):
-    return dataclasses.field(default=default, metadata={"help": help, **limits})
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # Data and vocabulary
-    data_path: str | None = _setting(None, "aclImdb_v1.tar.gz or an aclImdb folder")
-    train_reviews: int | None = _setting(
+    data_path: str | None = setting(None, "aclImdb_v1.tar.gz or an aclImdb folder")
+    train_reviews: int | None = setting(
         None, "labelled training reviews read (random; None: all 25,000)", min=20
     )
-    unsup_reviews: int | None = _setting(None, "unlabelled reviews read (None: all 50,000)", min=2)
-    test_reviews: int | None = _setting(
+    unsup_reviews: int | None = setting(None, "unlabelled reviews read (None: all 50,000)", min=2)
+    test_reviews: int | None = setting(
         None, "test reviews scored (random; None: all 25,000)", min=1
     )
-    validation_fraction: float = _setting(
+    validation_fraction: float = setting(
         0.1, "last review ids of each class held out for the classifier", min=0.01, max=0.5
     )
-    vocab: int = _setting(20000, "vocabulary size, padding and [UNK] included", min=3)
+    vocab: int = setting(20000, "vocabulary size, padding and [UNK] included", min=3)
     # The network (language model and classifier alike)
-    embedding_dim: int = _setting(192, "embedding size = LSTM units (tied weights)", min=1)
-    num_layers: int = _setting(3, "stacked LSTM layers", min=1)
+    embedding_dim: int = setting(192, "embedding size = LSTM units (tied weights)", min=1)
+    num_layers: int = setting(3, "stacked LSTM layers", min=1)
     # Language model
-    lm_valid_reviews: int = _setting(
+    lm_valid_reviews: int = setting(
         500, "unlabelled reviews held out for the validation perplexity", min=1
     )
-    lm_batch_size: int = _setting(64, "parallel rows of the token stream", min=1)
-    bptt: int = _setting(70, "truncated BPTT window (tokens)", min=2)
-    num_sampled: int = _setting(1024, "sampled softmax candidates per batch", min=1)
-    lm_steps_per_epoch: int = _setting(
+    lm_batch_size: int = setting(64, "parallel rows of the token stream", min=1)
+    bptt: int = setting(70, "truncated BPTT window (tokens)", min=2)
+    num_sampled: int = setting(1024, "sampled softmax candidates per batch", min=1)
+    lm_steps_per_epoch: int = setting(
         500, "training steps per language-model epoch (one backup each)", min=1
     )
-    lm_epochs: int = _setting(16, "language-model epochs", min=1)
-    lm_learning_rate: float = _setting(3e-3, "peak Adam rate (slanted triangular)", min=1e-9)
-    lm_input_dropout: float = _setting(0.1, "dropout on the embeddings", **RATE)
-    lm_hidden_dropout: float = _setting(0.1, "dropout between LSTM layers", **RATE)
-    lm_output_dropout: float = _setting(0.1, "dropout before the softmax", **RATE)
-    lm_embedding_dropout: float = _setting(0.02, "dropout of whole word types", **RATE)
-    lm_weight_dropout: float = _setting(0.1, "DropConnect on the recurrent kernels", **RATE)
-    ar_alpha: float = _setting(2.0, "activation regularisation (AR) weight", min=0.0)
-    tar_beta: float = _setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
+    lm_epochs: int = setting(16, "language-model epochs", min=1)
+    lm_learning_rate: float = setting(3e-3, "peak Adam rate (slanted triangular)", min=1e-9)
+    lm_input_dropout: float = setting(0.1, "dropout on the embeddings", **RATE)
+    lm_hidden_dropout: float = setting(0.1, "dropout between LSTM layers", **RATE)
+    lm_output_dropout: float = setting(0.1, "dropout before the softmax", **RATE)
+    lm_embedding_dropout: float = setting(0.02, "dropout of whole word types", **RATE)
+    lm_weight_dropout: float = setting(0.1, "DropConnect on the recurrent kernels", **RATE)
+    ar_alpha: float = setting(2.0, "activation regularisation (AR) weight", min=0.0)
+    tar_beta: float = setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
     # Classifier
-    maxlen: int = _setting(600, "tokens kept per review (its end)", min=1)
-    bucket_width: int = _setting(32, "batches are padded to a multiple of this", min=1)
-    clf_batch_size: int = _setting(32, "reviews per training batch", min=1)
-    clf_epochs: int = _setting(6, "classifier epochs", min=1)
-    clf_learning_rate: float = _setting(4e-3, "peak Adam rate of the top layer group", min=1e-9)
-    lr_factor: float = _setting(2.6, "learning-rate ratio between layer groups", min=1.0)
-    gradual_unfreezing: bool = _setting(True, "unfreeze one layer group per epoch, from the top")
-    epochs_per_group: int = _setting(1, "epochs between two unfreezings", min=1)
-    clf_dropout: float = _setting(0.15, "variational dropout of the LSTM inputs", **RATE)
-    clf_spatial_dropout: float = _setting(0.1, "dropout of embedding channels", **RATE)
-    head_units: int = _setting(50, "ReLU layer of the head (0: none)", min=0)
-    head_dropout: float = _setting(0.1, "dropout in the head", **RATE)
+    maxlen: int = setting(600, "tokens kept per review (its end)", min=1)
+    bucket_width: int = setting(32, "batches are padded to a multiple of this", min=1)
+    clf_batch_size: int = setting(32, "reviews per training batch", min=1)
+    clf_epochs: int = setting(6, "classifier epochs", min=1)
+    clf_learning_rate: float = setting(4e-3, "peak Adam rate of the top layer group", min=1e-9)
+    lr_factor: float = setting(2.6, "learning-rate ratio between layer groups", min=1.0)
+    gradual_unfreezing: bool = setting(True, "unfreeze one layer group per epoch, from the top")
+    epochs_per_group: int = setting(1, "epochs between two unfreezings", min=1)
+    clf_dropout: float = setting(0.15, "variational dropout of the LSTM inputs", **RATE)
+    clf_spatial_dropout: float = setting(0.1, "dropout of embedding channels", **RATE)
+    head_units: int = setting(50, "ReLU layer of the head (0: none)", min=0)
+    head_dropout: float = setting(0.1, "dropout in the head", **RATE)
 
 
 QUICK = {

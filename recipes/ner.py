@@ -45,6 +45,7 @@ from kzoo.recipes import (  # noqa: E402
     RunFolder,
     parse_settings,
     progress,
+    setting,
     training_callbacks,
 )
 from kzoo.utils import set_random_seed  # noqa: E402
@@ -52,48 +53,44 @@ from kzoo.utils import set_random_seed  # noqa: E402
 MODEL = {"model": True}  # metadata of the settings passed to SequenceTagger as they are
 
 
-def _setting(default, help, **metadata):
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # The tagger (SequenceTagger and its backbone), by their argument names.
-    decoder: str = _setting("crf", "tag decoder", choices=("crf", "softmax"), **MODEL)
-    word_dim: int = _setting(100, "word embedding size", min=1, **MODEL)
-    char_encoder: str | None = _setting(
+    decoder: str = setting("crf", "tag decoder", choices=("crf", "softmax"), **MODEL)
+    word_dim: int = setting(100, "word embedding size", min=1, **MODEL)
+    char_encoder: str | None = setting(
         "cnn", "character encoder (none: no character features)", choices=("cnn", "lstm"), **MODEL
     )
-    char_dim: int = _setting(30, "character embedding size", min=1, **MODEL)
-    char_units: int = _setting(50, "character CNN filters / LSTM units", min=1, **MODEL)
-    max_word_length: int = _setting(20, "characters kept per token", min=1, **MODEL)
-    use_casing: bool = _setting(True, "casing features", **MODEL)
-    casing_dim: int = _setting(8, "casing embedding size", min=1, **MODEL)
-    lstm_units: int = _setting(100, "BiLSTM units per direction", min=1, **MODEL)
-    num_layers: int = _setting(1, "BiLSTM layers", min=1, **MODEL)
-    dropout: float = _setting(
+    char_dim: int = setting(30, "character embedding size", min=1, **MODEL)
+    char_units: int = setting(50, "character CNN filters / LSTM units", min=1, **MODEL)
+    max_word_length: int = setting(20, "characters kept per token", min=1, **MODEL)
+    use_casing: bool = setting(True, "casing features", **MODEL)
+    casing_dim: int = setting(8, "casing embedding size", min=1, **MODEL)
+    lstm_units: int = setting(100, "BiLSTM units per direction", min=1, **MODEL)
+    num_layers: int = setting(1, "BiLSTM layers", min=1, **MODEL)
+    dropout: float = setting(
         0.5, "dropout on features and BiLSTM outputs", min=0, max=0.99, **MODEL
     )
-    word_dropout: float = _setting(
+    word_dropout: float = setting(
         0.1, "probability of replacing a training word by the unknown id", min=0, max=0.99, **MODEL
     )
-    buckets: tuple[int, ...] = _setting(
+    buckets: tuple[int, ...] = setting(
         (8, 16, 32, 64, 128), "padded sentence lengths (one compiled shape each)", **MODEL
     )
     # Data and vocabulary.
-    min_count: int = _setting(1, "training count a word needs to be in the vocabulary", min=1)
-    max_tokens: int | None = _setting(None, "keep sentences of at most this many tokens", min=1)
-    train_sentences: int | None = _setting(None, "training sentences used (none: all)", min=1)
-    valid_sentences: int | None = _setting(None, "validation sentences used (none: all)", min=1)
-    test_sentences: int | None = _setting(None, "test sentences used (none: all)", min=1)
+    min_count: int = setting(1, "training count a word needs to be in the vocabulary", min=1)
+    max_tokens: int | None = setting(None, "keep sentences of at most this many tokens", min=1)
+    train_sentences: int | None = setting(None, "training sentences used (none: all)", min=1)
+    valid_sentences: int | None = setting(None, "validation sentences used (none: all)", min=1)
+    test_sentences: int | None = setting(None, "test sentences used (none: all)", min=1)
     # Training.
-    epochs: int = _setting(40, "most epochs", min=1)
-    patience: int | None = _setting(
+    epochs: int = setting(40, "most epochs", min=1)
+    patience: int | None = setting(
         8, "epochs without a better validation F1 before stopping", min=1
     )
-    batch_size: int = _setting(32, "sentences per batch", min=1)
-    learning_rate: float = _setting(2e-3, "Adam learning rate", min=0)
-    clipnorm: float = _setting(5.0, "gradient norm clipping", min=0)
+    batch_size: int = setting(32, "sentences per batch", min=1)
+    learning_rate: float = setting(2e-3, "Adam learning rate", min=0)
+    clipnorm: float = setting(5.0, "gradient norm clipping", min=0)
 
 
 QUICK = {

@@ -49,6 +49,7 @@ from kzoo.recipes import (  # noqa: E402
     RunFolder,
     parse_settings,
     progress,
+    setting,
     training_callbacks,
 )
 from kzoo.utils import set_random_seed  # noqa: E402
@@ -59,48 +60,44 @@ from kzoo.utils.optional import require  # noqa: E402
 MODEL = {"model": True}  # metadata of the settings passed to Seq2Seq as they are
 
 
-def _setting(default, help, **metadata):
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # Data.
-    max_words: int = _setting(15, "longest sentence kept, in words, on both sides", min=1)
-    num_pairs: int | None = _setting(
+    max_words: int = setting(15, "longest sentence kept, in words, on both sides", min=1)
+    num_pairs: int | None = setting(
         None, "use only the first (shortest) pairs of the corpus (none: all)", min=10
     )
-    source_vocab: int = _setting(6000, "Spanish vocabulary (with 4 special tokens)", min=5)
-    target_vocab: int = _setting(5000, "English vocabulary (with 4 special tokens)", min=5)
-    test_size: int = _setting(2000, "held-out pairs for the test BLEU", min=1)
-    validation_size: int = _setting(1000, "held-out pairs for the validation loss", min=1)
-    buckets: tuple[int, ...] = _setting(
+    source_vocab: int = setting(6000, "Spanish vocabulary (with 4 special tokens)", min=5)
+    target_vocab: int = setting(5000, "English vocabulary (with 4 special tokens)", min=5)
+    test_size: int = setting(2000, "held-out pairs for the test BLEU", min=1)
+    validation_size: int = setting(1000, "held-out pairs for the validation loss", min=1)
+    buckets: tuple[int, ...] = setting(
         (10, 16, 24), "padded token lengths (one compiled shape each; longer pairs left out)"
     )
     # The model (Seq2Seq arguments).
-    embedding_dim: int = _setting(128, "embedding size", min=1, **MODEL)
-    units: int = _setting(256, "encoder memory and decoder width (even)", min=2, **MODEL)
-    encoder_layers: int = _setting(1, "stacked encoder layers", min=1, **MODEL)
-    cell_type: str = _setting("lstm", "recurrent cell", choices=("lstm", "gru"), **MODEL)
-    attention: str = _setting("luong", "attention", choices=("luong", "bahdanau"), **MODEL)
-    dropout: float = _setting(0.2, "dropout on embeddings and attention", min=0, max=0.99, **MODEL)
-    teacher_forcing_ratio: float = _setting(
+    embedding_dim: int = setting(128, "embedding size", min=1, **MODEL)
+    units: int = setting(256, "encoder memory and decoder width (even)", min=2, **MODEL)
+    encoder_layers: int = setting(1, "stacked encoder layers", min=1, **MODEL)
+    cell_type: str = setting("lstm", "recurrent cell", choices=("lstm", "gru"), **MODEL)
+    attention: str = setting("luong", "attention", choices=("luong", "bahdanau"), **MODEL)
+    dropout: float = setting(0.2, "dropout on embeddings and attention", min=0, max=0.99, **MODEL)
+    teacher_forcing_ratio: float = setting(
         1.0, "probability of feeding the true previous token", min=0, max=1, **MODEL
     )
     # Training and evaluation.
-    epochs: int = _setting(10, "most epochs", min=1)
-    patience: int | None = _setting(None, "epochs without a better BLEU before stopping", min=1)
-    batch_size: int = _setting(128, "pairs per batch", min=1)
-    learning_rate: float = _setting(2e-3, "Adam learning rate", min=0)
-    clipnorm: float = _setting(1.0, "gradient norm clipping", min=0)
-    bleu_pairs: int = _setting(300, "validation pairs translated for the BLEU of each epoch", min=1)
-    bleu_every: int = _setting(1, "compute the validation BLEU every this many epochs", min=1)
-    beam_width: int | None = _setting(
+    epochs: int = setting(10, "most epochs", min=1)
+    patience: int | None = setting(None, "epochs without a better BLEU before stopping", min=1)
+    batch_size: int = setting(128, "pairs per batch", min=1)
+    learning_rate: float = setting(2e-3, "Adam learning rate", min=0)
+    clipnorm: float = setting(1.0, "gradient norm clipping", min=0)
+    bleu_pairs: int = setting(300, "validation pairs translated for the BLEU of each epoch", min=1)
+    bleu_every: int = setting(1, "compute the validation BLEU every this many epochs", min=1)
+    beam_width: int | None = setting(
         4, "beam width of the test beam search (none: greedy search only)", min=1
     )
-    length_penalty: float = _setting(0.6, "GNMT length penalty alpha of the beam search", min=0)
-    max_target_len: int = _setting(32, "most generated tokens + 1 (the start token)", min=2)
-    max_file_mb: float = _setting(10.0, "larger models are stored with float16 weights", min=0)
+    length_penalty: float = setting(0.6, "GNMT length penalty alpha of the beam search", min=0)
+    max_target_len: int = setting(32, "most generated tokens + 1 (the start token)", min=2)
+    max_file_mb: float = setting(10.0, "larger models are stored with float16 weights", min=0)
 
 
 QUICK = {

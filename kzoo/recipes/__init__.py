@@ -15,7 +15,7 @@
 from kzoo.recipes.callbacks import BestModel, EpochMetric, training_callbacks
 from kzoo.recipes.progress import progress
 from kzoo.recipes.run_folder import RunFolder
-from kzoo.recipes.settings import RunOptions, parse_settings
+from kzoo.recipes.settings import RunOptions, parse_settings, setting
 from kzoo.recipes.training_backup import TrainingBackup
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "TrainingBackup",
     "parse_settings",
     "progress",
+    "setting",
     "training_callbacks",
 ]

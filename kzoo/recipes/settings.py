@@ -43,6 +43,24 @@ class RunOptions:
     publish: bool
 
 
+def setting(default, help, **metadata):
+    """A settings-dataclass field: its default, help text and limits in one call.
+
+    Args:
+        default: the full run's value.
+        help: the flag's help text.
+        **metadata: `min`, `max`, `choices` (checked when parsing) or any
+            other key the recipe reads itself.
+
+    Example:
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Settings:
+    ...     units: int = setting(64, "GRU width", min=1)
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
 def _flag(name):
     return "--" + name.replace("_", "-")
 
