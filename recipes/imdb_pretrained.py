@@ -318,21 +318,32 @@ class StepWindows(keras.utils.PyDataset):
 
 
 class StageClock(keras.callbacks.Callback):
-    """Prints tokens/s and the stage's ETA after each epoch; keeps the totals for timings.json."""
+    """Prints tokens/s and the stage's ETA after each epoch; keeps the totals for timings.json.
 
-    def __init__(self, label, tokens_per_epoch, epochs):
+    The seconds of each epoch are written to `clock.json` in the stage's
+    folder, keyed by epoch, so a stage that spans several resumed runs reports
+    the time of all its epochs (an epoch trained again after a kill counts
+    once, with its last time).
+    """
+
+    def __init__(self, label, tokens_per_epoch, epochs, stage, resume):
         super().__init__()
         self.label, self.tokens_per_epoch, self.epochs = label, tokens_per_epoch, epochs
-        self.seconds, self.trained = 0.0, 0
+        self.stage, self.path = stage, stage.file("clock.json")
+        self.epoch_seconds = {}
+        if resume and os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                self.epoch_seconds = json.load(f)["epoch_seconds"]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
-        self.seconds += seconds
-        self.trained += 1
-        left = (self.epochs - epoch - 1) * self.seconds / self.trained
+        self.epoch_seconds[str(epoch)] = round(seconds, 2)
+        self.stage.write_json("clock.json", {"epoch_seconds": self.epoch_seconds})
+        mean = sum(self.epoch_seconds.values()) / len(self.epoch_seconds)
+        left = (self.epochs - epoch - 1) * mean
         print(
             f"{self.label} epoch {epoch + 1}/{self.epochs}: "
             f"{self.tokens_per_epoch / seconds:,.0f} tokens/s, stage ETA {left / 3600:.1f} h",
@@ -340,8 +351,10 @@ class StageClock(keras.callbacks.Callback):
         )
 
     def summary(self):
-        rate = self.trained * self.tokens_per_epoch / self.seconds if self.seconds else None
-        return {"epochs_trained": self.trained, "seconds": round(self.seconds, 1),
+        seconds = sum(self.epoch_seconds.values())
+        trained = len(self.epoch_seconds)
+        rate = trained * self.tokens_per_epoch / seconds if seconds else None
+        return {"epochs_trained": trained, "seconds": round(seconds, 1),
                 "tokens_per_second": None if rate is None else round(rate)}  # fmt: skip
 
 
@@ -392,7 +405,9 @@ def language_model_stage(stage, tokenizer, streams, settings, options, timings):
         f"{tokens_per_epoch:,} tokens ({passes:.2f} passes over the stream)"
     )
     valid = StreamScore(streams["valid"], batch_size=8, sequence_length=256)
-    clock = StageClock("Language model", tokens_per_epoch, settings.lm_epochs)
+    clock = StageClock(
+        "Language model", tokens_per_epoch, settings.lm_epochs, stage, options.resume
+    )
     callbacks, backup = training_callbacks(
         stage, monitor="val_perplexity", mode="min", metrics=[valid], datasets=[train],
         resume=options.resume,
@@ -479,7 +494,9 @@ def classifier_stage(stage, tokenizer, language_model, data, settings, options, 
     model, groups = build_classifier(settings, tokenizer, language_model, len(train), options.seed)
     print(f"Classifier: {model.count_params():,} parameters; layer groups {groups}")
     accuracy = EpochMetric("val_accuracy", lambda m: score(m, val_texts, val_labels, verbose=0))
-    clock = StageClock("Classifier", int(np.sum(train.lengths)), settings.clf_epochs)
+    clock = StageClock(
+        "Classifier", int(np.sum(train.lengths)), settings.clf_epochs, stage, options.resume
+    )
     callbacks, backup = training_callbacks(
         stage, monitor="val_accuracy", mode="max", metrics=[accuracy], datasets=[train],
         resume=options.resume,

@@ -6,6 +6,7 @@ whole archive takes a minute), on this backend, with TensorFlow unimportable on 
 """
 
 import csv
+import json
 import os
 import tarfile
 
@@ -99,3 +100,9 @@ def test_imdb_pretrained_resumes_after_a_kill_and_learns(small_imdb, tmp_path):
     assert float(epochs[-1]["accuracy"]) > 0.6
     for name in ("imdb_lm.keras", "imdb_ulmfit.keras", "model_card.md", "timings.json"):
         assert (tmp_path / "full" / name).exists()
+    # The resumed run's stage times cover the epochs of both processes.
+    with open(tmp_path / "resumed" / "timings.json") as f:
+        timings = json.load(f)
+    assert timings["language_model"]["epochs_trained"] == 2
+    assert timings["classifier"]["epochs_trained"] == 3
+    assert timings["language_model"]["seconds"] > 0
