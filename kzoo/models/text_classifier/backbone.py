@@ -57,6 +57,15 @@ class TextClassifierBackbone(keras.Model):
             stacked layers it acts as inter-layer dropout.
         recurrent_dropout: dropout of the recurrent state, one mask per
             sequence (Gal & Ghahramani, 2016).
+        recurrent_weight_dropout: rate in [0, 1) of DropConnect on the
+            recurrent kernel of every recurrent layer (both directions):
+            AWD-LSTM's "weight drop", the option the `LanguageModel` has
+            too, so ULMFiT fine-tunes the classifier with the language
+            model's regularisation. In training each call draws one mask
+            per layer, shared by the batch and all time steps, applied
+            before the fused kernel runs; inference uses the whole kernel
+            (see `kzoo.layers.cell_base.RecurrentCell`). Works for every
+            `cell_type`. Default 0.0: off.
         embedding_dropout: drops whole tokens: each token's embedding vector
             is zeroed with this rate.
         spatial_dropout: drops whole embedding channels for a sequence
@@ -93,6 +102,7 @@ class TextClassifierBackbone(keras.Model):
         bidirectional=True,
         dropout=0.0,
         recurrent_dropout=0.0,
+        recurrent_weight_dropout=0.0,
         embedding_dropout=0.0,
         spatial_dropout=0.0,
         word_type_dropout=0.0,
@@ -113,6 +123,7 @@ class TextClassifierBackbone(keras.Model):
             for name, rate in (
                 ("dropout", dropout),
                 ("recurrent_dropout", recurrent_dropout),
+                ("recurrent_weight_dropout", recurrent_weight_dropout),
                 ("embedding_dropout", embedding_dropout),
                 ("spatial_dropout", spatial_dropout),
                 ("word_type_dropout", word_type_dropout),
@@ -142,6 +153,9 @@ class TextClassifierBackbone(keras.Model):
                 return_state=last_layer and needs_last and needs_sequence,
                 dropout=rates["dropout"],
                 recurrent_dropout=rates["recurrent_dropout"],
+                # Drawn after the input dropout mask from the same seed, so a
+                # seeded model keeps its dropout masks when weight drop is on.
+                recurrent_weight_dropout=rates["recurrent_weight_dropout"],
                 seed=seed_for(10 + i),
                 name=f"{cell_type}_{i}",
             )
@@ -205,6 +219,7 @@ class TextClassifierBackbone(keras.Model):
         self.bidirectional = bidirectional
         self.dropout = rates["dropout"]
         self.recurrent_dropout = rates["recurrent_dropout"]
+        self.recurrent_weight_dropout = rates["recurrent_weight_dropout"]
         self.embedding_dropout = rates["embedding_dropout"]
         self.spatial_dropout = rates["spatial_dropout"]
         self.word_type_dropout = rates["word_type_dropout"]
@@ -225,6 +240,7 @@ class TextClassifierBackbone(keras.Model):
             "bidirectional": self.bidirectional,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "recurrent_weight_dropout": self.recurrent_weight_dropout,
             "embedding_dropout": self.embedding_dropout,
             "spatial_dropout": self.spatial_dropout,
             "word_type_dropout": self.word_type_dropout,

@@ -21,6 +21,7 @@ BACKBONE_ARGUMENTS = (
     "bidirectional",
     "dropout",
     "recurrent_dropout",
+    "recurrent_weight_dropout",
     "embedding_dropout",
     "spatial_dropout",
     "word_type_dropout",
@@ -54,8 +55,9 @@ class TextClassifier(Task, CheckedTokenInputs, keras.Model):
 
     Args:
         vocabulary_size, embedding_dim, cell_type, units, num_layers,
-            bidirectional, dropout, recurrent_dropout, embedding_dropout,
-            spatial_dropout, word_type_dropout, pooling, attention_units,
+            bidirectional, dropout, recurrent_dropout,
+            recurrent_weight_dropout, embedding_dropout, spatial_dropout,
+            word_type_dropout, pooling, attention_units,
             sequence_length: the backbone's arguments (see
             `TextClassifierBackbone`), when `backbone` is not given.
         backbone: a `TextClassifierBackbone` (or another functional model
