@@ -153,8 +153,7 @@ class TextClassifierBackbone(keras.Model):
                 return_state=last_layer and needs_last and needs_sequence,
                 dropout=rates["dropout"],
                 recurrent_dropout=rates["recurrent_dropout"],
-                # Drawn after the input dropout mask from the same seed, so a
-                # seeded model keeps its dropout masks when weight drop is on.
+                # AWD-LSTM weight drop: one mask per call, from the cell's seed.
                 recurrent_weight_dropout=rates["recurrent_weight_dropout"],
                 seed=seed_for(10 + i),
                 name=f"{cell_type}_{i}",
