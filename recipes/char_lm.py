@@ -24,23 +24,17 @@ the model and card to saved_models/char_lm_<corpus>.{keras,md}.
 
 import dataclasses
 import math
-import os
 import sys
 
-# The models are small: one thread per process is fastest, and on a shared
-# machine several threads mostly wait on each other (PyTorch: 10x slower per
-# step, measured). Set before Keras loads its backend.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kzoo.datasets.text_corpora import load_text  # noqa: E402
-from kzoo.models import LanguageModel  # noqa: E402
-from kzoo.models.language_model import LanguageModelPreprocessor  # noqa: E402
-from kzoo.recipes import RunFolder, parse_settings  # noqa: E402
-from kzoo.recipes import language_modeling as lm  # noqa: E402
-from kzoo.utils.random_seed import set_random_seed  # noqa: E402
+from kzoo.datasets.text_corpora import load_text
+from kzoo.models import LanguageModel
+from kzoo.models.language_model import LanguageModelPreprocessor
+from kzoo.recipes import language_modeling as lm
+from kzoo.recipes import parse_settings, start_run
+from kzoo.utils.random_seed import set_random_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,10 +112,6 @@ QUICK = {
     "valid_batch_size": 4,
     "sample_length": 80,
 }
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
-    "training works, not how good the full model is."
-)
 PROMPT = "\n"
 
 
@@ -130,9 +120,7 @@ def main(argv=None):
         Settings, QUICK, argv=argv, recipe="char_lm", description=__doc__
     )
     set_random_seed(options.seed)  # seeds like Keras's, without importing TensorFlow
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     train_ids, valid_ids, vocabulary = load_corpus(settings)
     model = build_model(settings, vocabulary, options.seed)
     train = lm.BPTTWindows(

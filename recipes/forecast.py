@@ -30,26 +30,25 @@ import shlex
 import sys
 import time
 
-# The models are small: one thread per process is fastest, and on a shared
-# machine several threads mostly wait on each other (PyTorch: 10x slower).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kzoo.datasets import timeseries  # noqa: E402
-from kzoo.metrics import mae, mase, rmse  # noqa: E402
-from kzoo.models.forecaster import Forecaster, seasonal_naive  # noqa: E402
-from kzoo.recipes import (  # noqa: E402
+from kzoo.datasets import timeseries
+from kzoo.metrics import mae, mase, rmse
+from kzoo.models.forecaster import Forecaster, seasonal_naive
+from kzoo.recipes import (
+    SMOKE_RUN,
     BestModel,
     EpochMetric,
     RunFolder,
+    fit_resumable,
     parse_settings,
+    start_run,
     training_callbacks,
 )
-from kzoo.utils import set_random_seed  # noqa: E402
-from kzoo.utils.atomic_write import atomic_path  # noqa: E402
-from kzoo.utils.optional import require  # noqa: E402
+from kzoo.utils import set_random_seed
+from kzoo.utils.atomic_write import atomic_path
+from kzoo.utils.optional import require
 
 DATASETS = ("sine", "airline", "temperatures")
 
@@ -178,12 +177,6 @@ PROBLEMS = {
 }
 
 
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that training "
-    "works, not how good the full model is."
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class Series:
     """One dataset's values, dates (None for the sine) and split points."""
@@ -310,18 +303,7 @@ def train_stage(name, settings, options, run, command):
         datasets=[train],
         resume=options.resume,
     )
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        model.fit(
-            train,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            callbacks=callbacks,
-            verbose="auto",
-        )
+    initial_epoch = fit_resumable(model, train, backup=backup, epochs=epochs, callbacks=callbacks)
     checkpoint = next(c for c in callbacks if isinstance(c, BestModel))
     if checkpoint.best_epoch is None:
         raise RuntimeError(
@@ -466,7 +448,7 @@ def model_card(name, model, series, metrics, about):
         f"{config['cell_type'].upper()}({config['units']}), window {config['window']}, horizon "
         f"{config['horizon']}, transform {config['transform']}, level {config['level']}, "
         f"calendar covariates: {config['calendar'] or 'none'}), trained by `recipes/forecast.py`"
-        + (" as a smoke run (`--quick`): " + SMOKE.split(": ", 1)[1] if options.quick else "."),
+        + (" as a smoke run (`--quick`): " + SMOKE_RUN.split(": ", 1)[1] if options.quick else "."),
         "",
         "## Intended use",
         "",
@@ -536,9 +518,7 @@ def main(argv=None):
     )
     set_random_seed(options.seed)
     require("matplotlib", extra="recipes", feature="the forecast plots")
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     arguments = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "recipes/forecast.py", *arguments])
     command = f"KERAS_BACKEND={keras.backend.backend()} {command}"

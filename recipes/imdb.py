@@ -27,10 +27,10 @@ Writes into `runs/imdb/<backend>[-quick]-seed<seed>/` (or `--output-dir`):
 `model.keras`, `model_card.md`, `metrics.json`, `timings.json`,
 `model.expected.json` (probabilities of fixed texts, checked on every
 backend), `curves.png`, `log.csv`, `best.keras` and `backup/`. Set
-`KZOO_DATA_DIR` to a folder holding `aclImdb_v1.tar.gz` to work offline, and
-`OMP_NUM_THREADS=1` for PyTorch on a busy machine (its threads otherwise wait on
-each other: 6 s per quick step on 2 shared cores instead of 0.15 s). After
-`--publish`, run `python tools/update_presets.py` (the preset's hash changes).
+`KZOO_DATA_DIR` to a folder holding `aclImdb_v1.tar.gz` to work offline. On
+PyTorch the run computes on one CPU thread unless `OMP_NUM_THREADS` says
+otherwise (`kzoo.recipes.limit_threads`). After `--publish`, run
+`python tools/update_presets.py` (the preset's hash changes).
 """
 
 import csv
@@ -48,7 +48,15 @@ from kzoo.models import TextClassifier, load
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.models.text_classifier.text_classifier import BACKBONE_ARGUMENTS
 from kzoo.preprocessing import WordTokenizer
-from kzoo.recipes import RunFolder, parse_settings, progress, setting, training_callbacks
+from kzoo.recipes import (
+    SMOKE_RUN,
+    fit_resumable,
+    parse_settings,
+    progress,
+    setting,
+    start_run,
+    training_callbacks,
+)
 from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
@@ -116,10 +124,6 @@ QUICK = {
 }
 
 CLASS_NAMES = ["negative", "positive"]
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
-    "training works, not how good the full model is."
-)
 
 
 def main(argv=None):
@@ -128,9 +132,7 @@ def main(argv=None):
     )
     set_random_seed(options.seed)
     require("matplotlib", extra="recipes", feature="the training curves of recipes/imdb.py")
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     timings = {}
     data = timed(timings, "load", load_reviews, settings)
     tokenizer, train, val = timed(timings, "tokenize", prepare, settings, data)
@@ -149,12 +151,8 @@ def main(argv=None):
         datasets=[train],
         resume=options.resume,
     )
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        fit = dict(epochs=settings.epochs, initial_epoch=initial_epoch, shuffle=False)
-        timed(timings, "fit", model.fit, train, validation_data=val, callbacks=callbacks, **fit)
+    fit = dict(backup=backup, epochs=settings.epochs, callbacks=callbacks, validation_data=val)
+    timed(timings, "fit", fit_resumable, model, train, **fit)
 
     metrics = choose_weights(model, run.file("best.keras"), averager, val)
     final = TextClassifier.from_config(model.get_config())  # no optimizer state: a small file
@@ -456,7 +454,7 @@ def model_card(settings, options, metrics, timings, argv):
         for i, (e, s) in enumerate(zip(metrics["epochs"], timings["epoch_seconds"]), 1)
     )
     values = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items())
-    smoke = f"\n**{SMOKE}**\n" if options.quick else ""
+    smoke = f"\n**{SMOKE_RUN}**\n" if options.quick else ""
     average = metrics["average_val_accuracy"]
     average = "" if average is None else f", {average:.4f} (weight average)"
     return f"""# IMDB sentiment classifier (`recipes/imdb.py`)

@@ -33,7 +33,7 @@ import numpy as np
 import kzoo.models
 from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
 from kzoo.models.saving import store_weights_as_float16
-from kzoo.recipes import RunFolder, parse_settings
+from kzoo.recipes import parse_settings, start_run
 from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 
@@ -56,6 +56,7 @@ class Settings:
     )
 
 
+QUICK_NOTICE = "Quick run (--quick): the members and the ensemble are scored on 1,000 test reviews."
 QUICK = {"test_reviews": 1000}
 
 
@@ -65,9 +66,7 @@ def main(argv=None):
     )
     set_random_seed(options.seed)
     check_members(settings.members)
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print("Quick run (--quick): the members and the ensemble are scored on 1,000 test reviews.")
+    run = start_run(options, quick_notice=QUICK_NOTICE)
     start = time.time()
     members = [kzoo.models.load(path) for path in settings.members]
     ensemble = build_ensemble(members, "imdb_bigru_ensemble")

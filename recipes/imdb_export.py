@@ -28,7 +28,7 @@ import numpy as np
 import kzoo.export
 import kzoo.models
 from kzoo.datasets.imdb import load_texts
-from kzoo.recipes import RunFolder, parse_settings, progress
+from kzoo.recipes import parse_settings, progress, start_run
 from kzoo.utils import set_random_seed
 from kzoo.utils.bucketing import BucketedBatches
 from kzoo.utils.optional import require
@@ -52,6 +52,7 @@ class Settings:
     )
 
 
+QUICK_NOTICE = "Quick run (--quick): 500 test reviews; the full run scores all 25,000."
 QUICK = {"limit": 500}
 NAMES = ("LiteRT float32", "LiteRT int8 (dynamic range)")
 
@@ -64,9 +65,7 @@ def main(argv=None):
     require("ai_edge_litert.interpreter", extra="export", feature="recipes/imdb_export.py")
     if not os.path.isfile(settings.model):
         raise FileNotFoundError(f"`model` file not found: {settings.model!r}")
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print("Quick run (--quick): 500 test reviews; the full run scores all 25,000.")
+    run = start_run(options, quick_notice=QUICK_NOTICE)
     pipeline = kzoo.models.load(settings.model)
     classifier = getattr(pipeline, "classifier", pipeline)  # a TextPipeline holds one
     texts, labels = load_texts("test", path=settings.data_path)

@@ -23,32 +23,27 @@ run the same command again). `--publish` copies the model and card to
 """
 
 import dataclasses
-import os
 import shlex
 import sys
 import time
 
-# The models are small: one thread per process is fastest, and on a shared
-# machine several threads mostly wait on each other (PyTorch: 10x slower per
-# step, measured). Set before Keras loads its backend.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import keras
 
-import keras  # noqa: E402
-
-from kzoo.datasets import conll2003  # noqa: E402
-from kzoo.metrics import entity_f1  # noqa: E402
-from kzoo.models import SequenceTagger  # noqa: E402
-from kzoo.models.saving import save_compact  # noqa: E402
-from kzoo.recipes import (  # noqa: E402
+from kzoo.datasets import conll2003
+from kzoo.metrics import entity_f1
+from kzoo.models import SequenceTagger
+from kzoo.models.saving import save_compact
+from kzoo.recipes import (
     BestModel,
     EpochMetric,
-    RunFolder,
+    fit_resumable,
     parse_settings,
     progress,
     setting,
+    start_run,
     training_callbacks,
 )
-from kzoo.utils import set_random_seed  # noqa: E402
+from kzoo.utils import set_random_seed
 
 MODEL = {"model": True}  # metadata of the settings passed to SequenceTagger as they are
 
@@ -111,10 +106,6 @@ QUICK = {
     "learning_rate": 1e-2,
 }
 SAMPLE = "EU rejects German call to boycott British lamb ."
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
-    "training works, not how good the full model is."
-)
 
 
 def main(argv=None):
@@ -123,9 +114,7 @@ def main(argv=None):
     )
     set_random_seed(options.seed)
     argv = sys.argv[1:] if argv is None else list(argv)  # for the card
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     data = load_data(settings)
     tagger = build_tagger(settings, data["train"][0], options.seed)
     train = tagger.batches(*data["train"], settings.batch_size, shuffle=True, seed=options.seed)
@@ -140,17 +129,7 @@ def main(argv=None):
         resume=options.resume,
     )
     started = time.perf_counter()
-    initial_epoch = backup.restore(tagger)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        tagger.fit(
-            train,
-            epochs=settings.epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            callbacks=callbacks,
-        )
+    fit_resumable(tagger, train, backup=backup, epochs=settings.epochs, callbacks=callbacks)
     train_seconds = time.perf_counter() - started
     tagger.load_weights(run.file("best.keras"))
     metrics, timings = evaluate(tagger, data, run)

@@ -26,36 +26,31 @@ command again). `--publish` copies the model, card and heatmap to
 """
 
 import dataclasses
-import os
 import random
 import shlex
 import sys
 import time
 
-# The models are small: one thread per process is fastest, and on a shared
-# machine several threads mostly wait on each other (PyTorch: 10x slower per
-# step, measured). Set before Keras loads its backend.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import keras
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kzoo.datasets.spa_eng import load_pairs  # noqa: E402
-from kzoo.models import Seq2Seq, Seq2SeqPreprocessor  # noqa: E402
-from kzoo.models.saving import save_compact  # noqa: E402
-from kzoo.recipes import (  # noqa: E402
+from kzoo.datasets.spa_eng import load_pairs
+from kzoo.models import Seq2Seq, Seq2SeqPreprocessor
+from kzoo.models.saving import save_compact
+from kzoo.recipes import (
     BestModel,
     EpochMetric,
-    RunFolder,
+    fit_resumable,
     parse_settings,
     progress,
     setting,
+    start_run,
     training_callbacks,
 )
-from kzoo.utils import set_random_seed  # noqa: E402
-from kzoo.utils.atomic_write import atomic_path  # noqa: E402
-from kzoo.utils.bucketing import BucketedBatches  # noqa: E402
-from kzoo.utils.optional import require  # noqa: E402
+from kzoo.utils import set_random_seed
+from kzoo.utils.atomic_write import atomic_path
+from kzoo.utils.bucketing import BucketedBatches
+from kzoo.utils.optional import require
 
 MODEL = {"model": True}  # metadata of the settings passed to Seq2Seq as they are
 
@@ -118,10 +113,6 @@ QUICK = {
     "beam_width": 2,
     "max_target_len": 12,
 }
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
-    "training works, not how good the full model is."
-)
 
 
 def main(argv=None):
@@ -132,9 +123,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     sacrebleu = require("sacrebleu", "recipes", "BLEU scores")
     require("matplotlib", "recipes", "the attention heatmap")
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     splits = load_data(settings, options.seed)
     model = build_model(settings, splits["train"], options.seed)
     train = make_batches(splits["train"], model.preprocessor, settings, options.seed)
@@ -155,18 +144,14 @@ def main(argv=None):
         resume=options.resume,
     )
     started = time.perf_counter()
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        model.fit(
-            train,
-            epochs=settings.epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            callbacks=callbacks,
-            validation_data=validation,
-        )
+    fit_resumable(
+        model,
+        train,
+        backup=backup,
+        epochs=settings.epochs,
+        callbacks=callbacks,
+        validation_data=validation,
+    )
     timings = {"train_seconds_this_process": round(time.perf_counter() - started, 1)}
     model.load_weights(run.file("best.keras"))
     best = next(c for c in callbacks if isinstance(c, BestModel))

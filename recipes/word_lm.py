@@ -32,21 +32,15 @@ the "small" column's 20 and 0.25, close to AWD-LSTM's 30 and 0.25.
 """
 
 import dataclasses
-import os
 import sys
 
-# The models are small: one thread per process is fastest, and on a shared
-# machine several threads mostly wait on each other (PyTorch: 10x slower per
-# step, measured). Set before Keras loads its backend.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import keras
 
-import keras  # noqa: E402
-
-from kzoo.datasets import ptb  # noqa: E402
-from kzoo.models import LanguageModel  # noqa: E402
-from kzoo.recipes import RunFolder, parse_settings  # noqa: E402
-from kzoo.recipes import language_modeling as lm  # noqa: E402
-from kzoo.utils.random_seed import set_random_seed  # noqa: E402
+from kzoo.datasets import ptb
+from kzoo.models import LanguageModel
+from kzoo.recipes import language_modeling as lm
+from kzoo.recipes import parse_settings, start_run
+from kzoo.utils.random_seed import set_random_seed
 
 # Zaremba et al. (2014) Table 1 ("small": test perplexity 114.5 without
 # dropout; "medium": 82.7; the shipped model is "small" with --tie-weights true),
@@ -182,10 +176,6 @@ QUICK = {
     "eval_tokens": 2_000,
     "sample_length": 15,
 }
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
-    "training works, not how good the full model is."
-)
 PROMPT = "the company said"
 
 
@@ -194,9 +184,7 @@ def main(argv=None):
         Settings, QUICK, argv=argv, recipe="word_lm", description=__doc__
     )
     set_random_seed(options.seed)  # seeds like Keras's, without importing TensorFlow
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     settings = resolve(settings)
     train_ids, valid_ids, test_ids, vocabulary = load_splits(settings)
     eos = vocabulary.index(ptb.EOS)

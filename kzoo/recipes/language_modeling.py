@@ -35,6 +35,7 @@ import numpy as np
 
 from kzoo.models.language_model.preprocessor import bptt_batches
 from kzoo.recipes.callbacks import BestModel, EpochMetric, training_callbacks
+from kzoo.recipes.training_backup import fit_resumable
 from kzoo.utils.validation import check_bool, check_choice, check_int, check_seed
 
 CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
@@ -251,10 +252,10 @@ def fit_language_model(model, train, run, score, epochs, patience, resume, callb
     """Trains a stateful language model with `fit`, resumably; loads its best epoch.
 
     The recipe convention's training step for truncated BPTT: the callbacks of
-    `training_callbacks` (monitoring `score`, lower is better), restored from
-    the run's backup (a run found there continues, and says "Resuming"), then
-    `fit` on the windows with the states reset each epoch; at the end the
-    model holds the weights of its best epoch (`best.keras`).
+    `training_callbacks` (monitoring `score`, lower is better) and `fit` on
+    the windows with the states reset each epoch, resumed from the run's
+    backup when there is one (`fit_resumable`); at the end the model holds
+    the weights of its best epoch (`best.keras`).
 
     Args:
         model: a compiled stateful `kzoo.models.LanguageModel` whose batch
@@ -283,17 +284,13 @@ def fit_language_model(model, train, run, score, epochs, patience, resume, callb
         datasets=[train],
         resume=resume,
     )
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        model.fit(
-            train,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,
-            callbacks=[throughput, ResetStates(), *callbacks, *kept],
-        )
+    fit_resumable(
+        model,
+        train,
+        backup=backup,
+        epochs=epochs,
+        callbacks=[throughput, ResetStates(), *callbacks, *kept],
+    )
     best = next(c for c in kept if isinstance(c, BestModel))
     if best.best_epoch is None:
         raise RuntimeError(

@@ -9,7 +9,43 @@ lists every file the run wrote, so nothing lands anywhere unannounced.
 import os
 import shutil
 
+from kzoo.recipes.threads import limit_threads
 from kzoo.utils import atomic_write
+
+SMOKE_RUN = (
+    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
+    "training works, not how good the full model is."
+)
+
+
+def start_run(options, quick_notice=SMOKE_RUN):
+    """Starts a recipe's run: its threads, its folder, and the `--quick` notice.
+
+    The steps every recipe's `main` takes after `parse_settings` and
+    `set_random_seed`: `limit_threads()` (PyTorch on one CPU thread unless
+    `OMP_NUM_THREADS` says otherwise), the `RunFolder` of
+    `options.output_dir` (created, and checked writable before any long
+    work), and with `--quick` a printed notice of what the run shows.
+
+    Args:
+        options: the `RunOptions` of `parse_settings`.
+        quick_notice: the text printed with `--quick` (default: `SMOKE_RUN`,
+            a smoke run's caveat).
+
+    Returns:
+        The `RunFolder`.
+
+    Example:
+
+    >>> settings, options = parse_settings(Settings, QUICK, argv=argv, recipe="demo")
+    >>> set_random_seed(options.seed)
+    >>> run = start_run(options)
+    """
+    limit_threads()
+    run = RunFolder(options.output_dir)
+    if options.quick:
+        print(quick_notice)
+    return run
 
 
 class RunFolder:

@@ -99,6 +99,8 @@ class TrainingBackup(keras.callbacks.Callback):
     >>> if not backup.finished:
     ...     model.fit(train, epochs=10, initial_epoch=initial_epoch, shuffle=False,
     ...               callbacks=[backup, stop])
+
+    `fit_resumable` does these last steps in one call.
     """
 
     def __init__(self, backup_dir, callbacks=(), datasets=(), csv_log=None):
@@ -217,6 +219,65 @@ class TrainingBackup(keras.callbacks.Callback):
             with np.load(self.path) as stored:
                 epoch = json.loads(bytes(stored["meta"]).decode("utf-8"))["epoch"]
         self._save(self.model, epoch, finished=True)
+
+
+def fit_resumable(model, data, *, backup, epochs, callbacks, **kwargs):
+    """Fits `model` for what is left of a run: from its backup on, or from the start.
+
+    Restores `backup` into `model`, says so when a run is found there
+    ("Resuming from epoch ..."), and calls `model.fit` from the restored
+    epoch with `shuffle=False` (the data orders itself by epoch, see
+    `TrainingBackup`), unless the backed-up run had already ended. So the
+    same command, run again after a kill, continues the run, and run once
+    more after its end, trains nothing.
+
+    Args:
+        model: a built and compiled `keras.Model`.
+        data: the training data, as `fit` takes it (e.g. a
+            `keras.utils.PyDataset` with `set_epoch`).
+        backup: the run's `TrainingBackup` (as `training_callbacks` returns it).
+        epochs: the number of epochs of the whole run.
+        callbacks: the callbacks of `fit`; they must include `backup`.
+        **kwargs: more `fit` arguments (`validation_data`, `verbose`, ...),
+            except `initial_epoch` and `shuffle`, which this function sets.
+
+    Returns:
+        The epoch training started at: 0 for a new run, the restored epoch
+        for a resumed one (also when it had ended and nothing was fitted).
+
+    Example:
+
+    >>> callbacks, backup = training_callbacks(run, "val_accuracy", "max", datasets=[train])
+    >>> initial_epoch = fit_resumable(
+    ...     model, train, backup=backup, epochs=10, callbacks=callbacks
+    ... )
+    """
+    callbacks = list(callbacks)
+    if not any(callback is backup for callback in callbacks):
+        raise ValueError(
+            "`callbacks` must include `backup`, or no epoch is backed up. Pass the list "
+            "`training_callbacks` returns (it holds the backup). Received: "
+            f"callbacks={[type(c).__name__ for c in callbacks]}"
+        )
+    fixed = sorted({"initial_epoch", "shuffle"} & set(kwargs))
+    if fixed:
+        raise ValueError(
+            f"`fit_resumable` sets {fixed} itself (from the backup; the data shuffles "
+            f"itself by epoch). Received: {', '.join(f'{k}={kwargs[k]!r}' for k in fixed)}"
+        )
+    initial_epoch = backup.restore(model)
+    if initial_epoch > 0 or backup.finished:
+        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
+    if not backup.finished:
+        model.fit(
+            data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            callbacks=callbacks,
+            **kwargs,
+        )
+    return initial_epoch
 
 
 def _trim_csv_log(path, epochs):

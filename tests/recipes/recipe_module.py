@@ -1,9 +1,10 @@
-"""Imports a recipe script (recipes/ is not a package) as a module."""
+"""Imports a recipe script (recipes/ is not a package) as a module; checks its model card."""
 
 import importlib.util
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
 
 
 def load_recipe(script):
@@ -13,3 +14,13 @@ def load_recipe(script):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def assert_model_card(path):
+    """Asserts that the card at `path` has kzoo's five sections in order and a licence; returns it."""
+    with open(path, encoding="utf-8") as f:
+        card = f.read()
+    sections = [line[3:] for line in card.splitlines() if line.startswith("## ")]
+    assert sections == list(CARD_SECTIONS), f"{path}: sections {sections}"
+    assert "\nLicence: " in card, f"{path}: no 'Licence: ' line"
+    return card

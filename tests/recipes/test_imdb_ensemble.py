@@ -10,7 +10,7 @@ from kzoo.models import TextClassifier, TextPipeline, WordTokenizer
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from tests.harness import run_without_tensorflow
 from tests.recipes.recipe_module import load_recipe
-from tests.recipes.test_imdb_recipe import cached_subset
+from tests.recipes.test_imdb_recipe import SUBSET
 
 WORDS = ["", "[UNK]", "wonderful", "film", "great", "acting", "awful", "boring", "plot"]
 TEXTS = ["A wonderful film with great acting", "", "Awful, boring plot.", "film " * 200]
@@ -93,9 +93,9 @@ def check_ensemble_recipe(folder, data_path):
 
 
 @pytest.mark.large
-def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, shared_data_dir, tmp_path_factory):
+def test_ensemble_recipe_saves_scores_and_reloads(tmp_path, imdb_subset):
     """On JAX in a process where TensorFlow cannot be imported (once, in the large pass)."""
-    subset = cached_subset(shared_data_dir, tmp_path_factory)
+    subset = imdb_subset(SUBSET)
     proc = run_without_tensorflow(
         "from tests.recipes.test_imdb_ensemble import check_ensemble_recipe\n"
         f"check_ensemble_recipe({str(tmp_path)!r}, {subset!r})\n",

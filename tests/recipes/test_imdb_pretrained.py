@@ -7,57 +7,12 @@ whole archive takes a minute), on this backend, with TensorFlow unimportable on 
 
 import csv
 import json
-import os
-import tarfile
-
-import pytest
 
 from tests.recipes.kill_resume import check_kill_and_resume
 
-# Reviews per folder of the subset: (split, folder) -> count.
+# Reviews per folder of the subset (cut from the archive's test reviews): (split, folder) -> count.
 SUBSET = {("train", "neg"): 100, ("train", "pos"): 100, ("train", "unsup"): 160,
           ("test", "neg"): 30, ("test", "pos"): 30}  # fmt: skip
-_FOLDER = {}
-
-
-def imdb_subset(archive, folder):
-    """A small `aclImdb/` folder of real reviews with `train/unsup`, for `data_path`.
-
-    The archive stores the test reviews first: reading only those is fast. So
-    every folder of the subset is cut from the archive's test reviews, without
-    overlap (the unlabelled ones from both classes), with their file names.
-    """
-    wanted = dict(SUBSET)
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 4 or parts[1] != "test":
-                continue
-            label = parts[2]
-            target = next(
-                (key for key in (("train", label), ("train", "unsup"), ("test", label))
-                 if wanted.get(key, 0) > 0),
-                None,
-            )  # fmt: skip
-            if target is None:
-                continue
-            os.makedirs(os.path.join(folder, "aclImdb", *target), exist_ok=True)
-            with open(os.path.join(folder, "aclImdb", *target, parts[3]), "wb") as f:
-                f.write(tar.extractfile(member).read())
-            wanted[target] -= 1
-            if not any(wanted.values()):
-                return folder
-    raise AssertionError(f"the archive lacks test reviews: {wanted}")
-
-
-@pytest.fixture
-def small_imdb(shared_data_dir, tmp_path_factory, monkeypatch, tmp_path):
-    monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    if "path" not in _FOLDER:  # once per test session
-        folder = str(tmp_path_factory.mktemp("imdb_unsup_subset"))
-        _FOLDER["path"] = imdb_subset(os.path.join(shared_data_dir, "aclImdb_v1.tar.gz"), folder)
-    return _FOLDER["path"]
 
 
 TINY = [
@@ -82,8 +37,8 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_imdb_pretrained_resumes_after_a_kill_and_learns(small_imdb, tmp_path):
-    argv = [*TINY, "--set", f"data_path={small_imdb}"]
+def test_imdb_pretrained_resumes_after_a_kill_and_learns(imdb_subset, tmp_path):
+    argv = [*TINY, "--set", f"data_path={imdb_subset(SUBSET)}"]
     # Language model: 2 epochs of 5 steps; the kill falls in its 2nd epoch.
     metrics, output = check_kill_and_resume(
         "imdb_pretrained.py", argv, tmp_path, kill_after_batches=7

@@ -8,18 +8,7 @@ final metrics, and checks that the model beat the uniform distribution.
 
 import math
 
-import pytest
-
 from tests.recipes.kill_resume import check_kill_and_resume
-
-
-@pytest.fixture
-def offline_data(shared_data_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    # One thread, as the recipes choose when run as scripts (the test process
-    # imports Keras before the recipe could set it).
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def settings(**values):

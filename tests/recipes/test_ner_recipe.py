@@ -6,6 +6,7 @@ import keras
 
 import kzoo.models  # noqa: F401  (registers the tagger for load_model)
 from tests.recipes.kill_resume import check_kill_and_resume
+from tests.recipes.recipe_module import assert_model_card
 
 # A tiny tagger (no character features) on 400 short sentences: 25 batches of 16 per epoch.
 TINY = ["--quick"]
@@ -25,10 +26,7 @@ for setting in (
     TINY += ["--set", setting]
 
 
-def test_ner_kill_resume_and_learning(shared_data_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("KZOO_DATA_DIR", shared_data_dir)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the recipe sets when run as a script
+def test_ner_kill_resume_and_learning(offline_data, tmp_path):
     # Killed in the middle of the 2nd epoch (25 batches per epoch).
     metrics, output = check_kill_and_resume("ner.py", TINY, tmp_path, kill_after_batches=35)
     assert "Smoke run (--quick)" in output
@@ -40,16 +38,7 @@ def test_ner_kill_resume_and_learning(shared_data_dir, tmp_path, monkeypatch):
     assert len(metrics["sample"]["tags"]) == 9
 
     run = tmp_path / "full"
-    card = (run / "model_card.md").read_text(encoding="utf-8")
-    sections = [line for line in card.splitlines() if line.startswith("## ")]
-    assert sections == [
-        "## Intended use",
-        "## Limitations",
-        "## Data",
-        "## Metrics",
-        "## Training",
-    ]
-    assert "Licence:" in card
+    assert_model_card(run / "model_card.md")
     assert "seconds" not in json.dumps(metrics)  # timings live in timings.json
     assert (run / "timings.json").is_file()
     tagger = keras.saving.load_model(run / "model.keras")

@@ -11,7 +11,13 @@ import keras
 import numpy as np
 import pytest
 
-from kzoo.recipes import RunFolder, TrainingBackup, parse_settings
+from kzoo.recipes import (
+    RunFolder,
+    TrainingBackup,
+    fit_resumable,
+    limit_threads,
+    parse_settings,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,19 +162,10 @@ def _train(folder, data, kill=None, epochs=5):
     backup = TrainingBackup(
         os.path.join(folder, "backup"), callbacks=[stop, best], datasets=[data], csv_log=log
     )
-    initial_epoch = backup.restore(model)
     callbacks = [backup, stop, best, keras.callbacks.CSVLogger(log, append=True)]
     if kill:
         callbacks.append(KillAt(*kill))
-    if not backup.finished:
-        model.fit(
-            data,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=0,
-        )
+    fit_resumable(model, data, backup=backup, epochs=epochs, callbacks=callbacks, verbose=0)
     return model, backup, best
 
 
@@ -177,7 +174,7 @@ def _log(folder):
         return [(row["epoch"], row["loss"]) for row in csv.DictReader(f)]
 
 
-def test_a_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_killed_fit_resumes_to_the_uninterrupted_result(tmp_path, capsys):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((96, 6)).astype("float32")
     y = (x @ rng.standard_normal((6, 1))).astype("float32")
@@ -202,8 +199,10 @@ def test_a_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
     )
 
     # Run again once finished: nothing is retrained.
+    capsys.readouterr()
     again, backup, _ = _train(parts, EpochBatches(x, y, 16, seed=4))
     assert backup.finished
+    assert "Resuming from epoch 5 (backup in" in capsys.readouterr().out
     for a, b in zip(resumed.weights, again.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
 
@@ -220,6 +219,35 @@ def test_backup_of_another_model_or_a_corrupt_file_is_refused(tmp_path):
         f.write(b"not a backup")
     with pytest.raises(ValueError, match="cannot be read"):
         backup.restore(model)
+
+
+def test_fit_resumable_refuses_a_missing_backup_and_the_arguments_it_sets(tmp_path):
+    model, data = _model(), EpochBatches(np.zeros((32, 6)), np.zeros((32, 1)), 16, seed=1)
+    backup = TrainingBackup(tmp_path / "backup")
+    with pytest.raises(ValueError, match="`callbacks` must include `backup`"):
+        fit_resumable(model, data, backup=backup, epochs=1, callbacks=[])
+    with pytest.raises(ValueError, match=r"sets \['shuffle'\] itself"):
+        fit_resumable(model, data, backup=backup, epochs=1, callbacks=[backup], shuffle=True)
+    assert not os.path.exists(backup.path)  # nothing was trained
+
+
+def test_limit_threads_sets_pytorchs_pool_unless_the_user_chose(monkeypatch):
+    with pytest.raises(ValueError, match="threads"):
+        limit_threads(0)
+    if keras.backend.backend() != "torch":
+        assert limit_threads() is None  # TensorFlow and JAX keep their own pools
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert limit_threads() == 2 == torch.get_num_threads()  # the user's choice stands
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert limit_threads() == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_unsupported_callbacks_and_datasets_are_refused_up_front(tmp_path):
@@ -278,17 +306,9 @@ def _train_standard(folder, data, x, y, kill=None, epochs=4):
     callbacks, backup = training_callbacks(
         run, monitor="val_score", mode="max", patience=3, metrics=[score], datasets=[data]
     )
-    initial_epoch = backup.restore(model)
     if kill:
         callbacks.append(KillAt(*kill))
-    model.fit(
-        data,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=0,
-    )
+    fit_resumable(model, data, backup=backup, epochs=epochs, callbacks=callbacks, verbose=0)
     return model, run
 
 
