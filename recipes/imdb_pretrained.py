@@ -55,9 +55,11 @@ from kzoo.preprocessing import WordTokenizer
 from kzoo.recipes import (
     EpochMetric,
     RunFolder,
+    fit_resumable,
     parse_settings,
     progress,
     setting,
+    start_run,
     training_callbacks,
 )
 from kzoo.recipes.language_modeling import BPTTWindows, ResetStates, StreamScore, model_card
@@ -68,7 +70,6 @@ from kzoo.training import (
     layer_groups,
     transfer_language_model_weights,
 )
-from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
 
@@ -76,10 +77,6 @@ RATE = {"min": 0.0, "max": 0.99}
 CLASS_NAMES = ["negative", "positive"]
 # The language model's names of ids 0 and 1 (the tokenizer's padding and [UNK]).
 END_OF_REVIEW, UNKNOWN = "<eor>", "<unk>"
-SMOKE = (
-    "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
-    "training works, not how good the full model is."
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +127,9 @@ class Settings:
     epochs_per_group: int = setting(1, "epochs between two unfreezings", min=1)
     clf_dropout: float = setting(0.15, "variational dropout of the LSTM inputs", **RATE)
     clf_spatial_dropout: float = setting(0.1, "dropout of embedding channels", **RATE)
+    clf_weight_dropout: float = setting(
+        0.0, "DropConnect on the classifier's recurrent kernels", **RATE
+    )
     head_units: int = setting(50, "ReLU layer of the head (0: none)", min=0)
     head_dropout: float = setting(0.1, "dropout in the head", **RATE)
 
@@ -163,10 +163,7 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb_pretrained", description=__doc__
     )
-    set_random_seed(options.seed)
-    run = RunFolder(options.output_dir)
-    if options.quick:
-        print(SMOKE)
+    run = start_run(options)
     timings = {}
     data = load_reviews(settings, options.seed, timings)
     stages = {
@@ -412,14 +409,10 @@ def language_model_stage(stage, tokenizer, streams, settings, options, timings):
         stage, monitor="val_perplexity", mode="min", metrics=[valid], datasets=[train],
         resume=options.resume,
     )  # fmt: skip
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        model.fit(
-            train, epochs=settings.lm_epochs, initial_epoch=initial_epoch, shuffle=False,
-            callbacks=[clock, ResetStates(), *callbacks],
-        )  # fmt: skip
+    fit_resumable(
+        model, train, backup=backup, epochs=settings.lm_epochs,
+        callbacks=[clock, ResetStates(), *callbacks],
+    )  # fmt: skip
     best = keras.saving.load_model(stage.file("best.keras"), compile=False)
     stage.record("best.keras")
     stage.record("log.csv")
@@ -445,6 +438,7 @@ def build_classifier(settings, tokenizer, language_model, steps_per_epoch, seed)
         bidirectional=False,
         dropout=settings.clf_dropout,
         spatial_dropout=settings.clf_spatial_dropout,
+        recurrent_weight_dropout=settings.clf_weight_dropout,
         pooling=["last", "max", "mean"],
         seed=seed,
     )
@@ -501,17 +495,13 @@ def classifier_stage(stage, tokenizer, language_model, data, settings, options, 
         stage, monitor="val_accuracy", mode="max", metrics=[accuracy], datasets=[train],
         resume=options.resume,
     )  # fmt: skip
-    initial_epoch = backup.restore(model)
-    if initial_epoch > 0 or backup.finished:
-        print(f"Resuming from epoch {initial_epoch} (backup in {backup.backup_dir})")
-    if not backup.finished:
-        unfreezing = []
-        if settings.gradual_unfreezing:
-            unfreezing = [GradualUnfreezing(groups, epochs_per_group=settings.epochs_per_group)]
-        model.fit(
-            train, epochs=settings.clf_epochs, initial_epoch=initial_epoch, shuffle=False,
-            callbacks=[clock, *unfreezing, *callbacks],
-        )  # fmt: skip
+    unfreezing = []
+    if settings.gradual_unfreezing:
+        unfreezing = [GradualUnfreezing(groups, epochs_per_group=settings.epochs_per_group)]
+    fit_resumable(
+        model, train, backup=backup, epochs=settings.clf_epochs,
+        callbacks=[clock, *unfreezing, *callbacks],
+    )  # fmt: skip
     best = keras.saving.load_model(stage.file("best.keras"), compile=False)
     stage.record("best.keras")
     stage.record("log.csv")
