@@ -23,8 +23,8 @@ the model and card to saved_models/char_lm_<corpus>.{keras,md}.
 """
 
 import dataclasses
+import functools
 import math
-import sys
 
 import keras
 import numpy as np
@@ -32,71 +32,35 @@ import numpy as np
 from kzoo.datasets.text_corpora import load_text
 from kzoo.models import LanguageModel
 from kzoo.models.language_model import LanguageModelPreprocessor
+from kzoo.recipes import command_line, marked_settings, parse_settings, setting, start_run
 from kzoo.recipes import language_modeling as lm
-from kzoo.recipes import parse_settings, start_run
-from kzoo.utils.random_seed import set_random_seed
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    corpus: str = dataclasses.field(
-        default="tinyshakespeare",
-        metadata={"help": "the text to learn", "choices": ("tinyshakespeare", "nietzsche")},
+    corpus: str = setting(
+        "tinyshakespeare", "the text to learn", choices=("tinyshakespeare", "nietzsche")
     )
-    max_chars: int | None = dataclasses.field(
-        default=None, metadata={"help": "use the first N characters only (none: all)", "min": 100}
+    max_chars: int | None = setting(None, "use the first N characters only (none: all)", min=100)
+    valid_fraction: float = setting(0.1, "the last part of the text held out", min=0.01, max=0.5)
+    embedding_dim: int = setting(64, "size of the character embeddings", model=True, min=1)
+    units: int = setting(512, "units per layer", model=True, min=1)
+    num_layers: int = setting(2, "stacked recurrent layers", model=True, min=1)
+    cell_type: str = setting("lstm", "recurrent cell", model=True, choices=("lstm", "gru"))
+    dropout: float = setting(
+        0.25, "on the embeddings, between layers and the output", model=True, min=0.0, max=0.95
     )
-    valid_fraction: float = dataclasses.field(
-        default=0.1,
-        metadata={"help": "the last part of the text held out", "min": 0.01, "max": 0.5},
-    )
-    embedding_dim: int = dataclasses.field(
-        default=64, metadata={"help": "size of the character embeddings", "min": 1}
-    )
-    units: int = dataclasses.field(default=512, metadata={"help": "units per layer", "min": 1})
-    num_layers: int = dataclasses.field(
-        default=2, metadata={"help": "stacked recurrent layers", "min": 1}
-    )
-    cell_type: str = dataclasses.field(
-        default="lstm", metadata={"help": "recurrent cell", "choices": ("lstm", "gru")}
-    )
-    dropout: float = dataclasses.field(
-        default=0.25,
-        metadata={
-            "help": "on the embeddings, between layers and the output",
-            "min": 0.0,
-            "max": 0.95,
-        },
-    )
-    batch_size: int = dataclasses.field(
-        default=64, metadata={"help": "parallel rows of the text", "min": 1}
-    )
-    sequence_length: int = dataclasses.field(
-        default=100, metadata={"help": "BPTT window (characters)", "min": 1}
-    )
-    random_offset: bool = dataclasses.field(
-        default=False, metadata={"help": "move the windows by a random offset each epoch"}
-    )
-    epochs: int = dataclasses.field(
-        default=25, metadata={"help": "passes over the training text", "min": 1}
-    )
-    learning_rate: float = dataclasses.field(
-        default=2e-3, metadata={"help": "Adam, cosine-decayed to 10%", "min": 0.0}
-    )
-    clipnorm: float = dataclasses.field(
-        default=5.0, metadata={"help": "global gradient norm clip", "min": 0.0}
-    )
-    patience: int = dataclasses.field(
-        default=3, metadata={"help": "epochs without a better validation score", "min": 1}
-    )
-    valid_batch_size: int = dataclasses.field(
-        default=32, metadata={"help": "contiguous parts of the validation text", "min": 1}
-    )
-    sample_length: int = dataclasses.field(
-        default=300, metadata={"help": "characters per sample", "min": 1}
-    )
-    temperatures: tuple[float, ...] = dataclasses.field(
-        default=(0.5, 0.8, 1.0), metadata={"help": "a sample at each temperature", "min": 0.01}
+    batch_size: int = setting(64, "parallel rows of the text", model=True, min=1)
+    sequence_length: int = setting(100, "BPTT window (characters)", min=1)
+    random_offset: bool = setting(False, "move the windows by a random offset each epoch")
+    epochs: int = setting(25, "passes over the training text", min=1)
+    learning_rate: float = setting(2e-3, "Adam, cosine-decayed to 10%", min=0.0)
+    clipnorm: float = setting(5.0, "global gradient norm clip", min=0.0)
+    patience: int = setting(3, "epochs without a better validation score", min=1)
+    valid_batch_size: int = setting(32, "contiguous parts of the validation text", min=1)
+    sample_length: int = setting(300, "characters per sample", min=1)
+    temperatures: tuple[float, ...] = setting(
+        (0.5, 0.8, 1.0), "a sample at each temperature", min=0.01
     )
 
 
@@ -119,7 +83,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="char_lm", description=__doc__
     )
-    set_random_seed(options.seed)  # seeds like Keras's, without importing TensorFlow
     run = start_run(options)
     train_ids, valid_ids, vocabulary = load_corpus(settings)
     model = build_model(settings, vocabulary, options.seed)
@@ -150,19 +113,11 @@ def main(argv=None):
     samples = lm.sample_texts(
         model, PROMPT, settings.temperatures, settings.sample_length, options.seed
     )
-    samples_text = lm.format_samples(samples, PROMPT)
-    print(samples_text)
-    lm.write_outputs(
-        run,
-        model,
-        metrics,
-        throughput,
-        samples_text,
-        card=lambda metrics, dtype: model_card(
-            model, settings, metrics, samples, dtype, throughput, argv
-        ),
-        publish_as=f"char_lm_{settings.corpus}" if options.publish else None,
-    )
+    samples = lm.format_samples(samples, PROMPT)
+    print(samples)
+    card = functools.partial(model_card, model, settings, samples, throughput, argv)
+    publish_as = f"char_lm_{settings.corpus}" if options.publish else None
+    lm.write_outputs(run, model, metrics, throughput, samples, card, publish_as)
     print(
         f"Validation: {metrics['valid_bits_per_char']:.4f} bits/char "
         f"(uniform: {metrics['uniform_bits_per_char']:.2f}), best epoch {metrics['best_epoch']}"
@@ -186,15 +141,10 @@ def build_model(settings, vocabulary, seed):
     return LanguageModel(
         vocabulary=vocabulary,
         token_level="character",
-        embedding_dim=settings.embedding_dim,
-        units=settings.units,
-        num_layers=settings.num_layers,
-        cell_type=settings.cell_type,
-        dropout=settings.dropout,
         stateful=True,
-        batch_size=settings.batch_size,
         seed=seed,
         name=f"char_lm_{settings.corpus}",
+        **marked_settings(settings, "model"),
     )
 
 
@@ -220,10 +170,8 @@ def evaluate(model, validation, best):
     }
 
 
-def model_card(model, settings, metrics, samples, dtype, throughput, argv):
-    backend = keras.backend.backend()
-    args = " ".join(sys.argv[1:] if argv is None else argv)
-    command = f"KERAS_BACKEND={backend} python recipes/char_lm.py {args}".strip()
+def model_card(model, settings, samples, throughput, argv, metrics, dtype):
+    command = command_line("char_lm", argv)
     return lm.model_card(
         model.name,
         f"Character-level {settings.num_layers}x{settings.units} {settings.cell_type.upper()} "
@@ -243,7 +191,7 @@ def model_card(model, settings, metrics, samples, dtype, throughput, argv):
         f"characters in {settings.valid_batch_size} contiguous parts, state carried within "
         f"each); uniform: {metrics['uniform_bits_per_char']:.2f} bits/char\n"
         f"- Best epoch: {metrics['best_epoch']}\n- Command: `{command}`\n\n"
-        f"Samples:\n\n{lm.format_samples(samples, PROMPT)}",
+        f"Samples:\n\n{samples}",
         training=lm.training_section(settings, model, dtype, throughput),
     )
 

@@ -26,8 +26,6 @@ dataset a folder `<dataset>/` with `best.keras` (the model, with its scaling),
 
 import dataclasses
 import os
-import shlex
-import sys
 import time
 
 import keras
@@ -41,8 +39,10 @@ from kzoo.recipes import (
     BestModel,
     EpochMetric,
     RunFolder,
+    command_line,
     fit_resumable,
     parse_settings,
+    setting,
     start_run,
     training_callbacks,
 )
@@ -57,53 +57,28 @@ DATASETS = ("sine", "airline", "temperatures")
 class Settings:
     """The full run's settings (`QUICK`: what `--quick` changes); each one is a flag."""
 
-    datasets: tuple[str, ...] = dataclasses.field(
-        default=DATASETS, metadata={"help": "the series to train on", "choices": DATASETS}
+    datasets: tuple[str, ...] = setting(DATASETS, "the series to train on", choices=DATASETS)
+    units: int = setting(32, "recurrent units", min=1)
+    learning_rate: float = setting(3e-3, "Adam learning rate", min=1e-6, max=1.0)
+    patience: int | None = setting(
+        None,
+        "epochs without a better validation MAE before stopping "
+        "(none: an eighth of the dataset's epochs, at least 10)",
+        min=1,
     )
-    units: int = dataclasses.field(default=32, metadata={"help": "recurrent units", "min": 1})
-    learning_rate: float = dataclasses.field(
-        default=3e-3, metadata={"help": "Adam learning rate", "min": 1e-6, "max": 1.0}
+    sine_epochs: int = setting(60, "most epochs on the sine series", min=1)
+    airline_epochs: int = setting(400, "most epochs on the airline series", min=1)
+    temperatures_epochs: int = setting(40, "most epochs on the temperatures series", min=1)
+    sine_batch_size: int = setting(32, "training windows per batch (sine)", min=1)
+    airline_batch_size: int = setting(16, "training windows per batch (airline)", min=1)
+    temperatures_batch_size: int = setting(64, "training windows per batch (temperatures)", min=1)
+    sine_length: int = setting(1000, "steps of the synthetic sine", min=200)
+    temperature_days: int | None = setting(
+        None,
+        "use only the last N days, split 70/15/15%% (none: all 3,650, split 1981-88 / 1989 / 1990)",
+        min=500,
     )
-    patience: int | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "epochs without a better validation MAE before stopping "
-            "(none: an eighth of the dataset's epochs, at least 10)",
-            "min": 1,
-        },
-    )
-    sine_epochs: int = dataclasses.field(
-        default=60, metadata={"help": "most epochs on the sine series", "min": 1}
-    )
-    airline_epochs: int = dataclasses.field(
-        default=400, metadata={"help": "most epochs on the airline series", "min": 1}
-    )
-    temperatures_epochs: int = dataclasses.field(
-        default=40, metadata={"help": "most epochs on the temperatures series", "min": 1}
-    )
-    sine_batch_size: int = dataclasses.field(
-        default=32, metadata={"help": "training windows per batch (sine)", "min": 1}
-    )
-    airline_batch_size: int = dataclasses.field(
-        default=16, metadata={"help": "training windows per batch (airline)", "min": 1}
-    )
-    temperatures_batch_size: int = dataclasses.field(
-        default=64, metadata={"help": "training windows per batch (temperatures)", "min": 1}
-    )
-    sine_length: int = dataclasses.field(
-        default=1000, metadata={"help": "steps of the synthetic sine", "min": 200}
-    )
-    temperature_days: int | None = dataclasses.field(
-        default=None,
-        metadata={
-            "help": "use only the last N days, split 70/15/15%% (none: all 3,650, split "
-            "1981-88 / 1989 / 1990)",
-            "min": 500,
-        },
-    )
-    seed: int = dataclasses.field(
-        default=7, metadata={"help": "random seed (7 trained the shipped models)", "min": 0}
-    )
+    seed: int = setting(7, "random seed (7 trained the shipped models)", min=0)
 
 
 QUICK = {
@@ -516,12 +491,9 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="forecast", description=__doc__
     )
-    set_random_seed(options.seed)
     require("matplotlib", extra="recipes", feature="the forecast plots")
     run = start_run(options)
-    arguments = sys.argv[1:] if argv is None else argv
-    command = shlex.join(["python", "recipes/forecast.py", *arguments])
-    command = f"KERAS_BACKEND={keras.backend.backend()} {command}"
+    command = command_line("forecast", argv)
     metrics, timings = {}, {}
     for name in dict.fromkeys(settings.datasets):
         metrics[name], timings[name], stage = train_stage(name, settings, options, run, command)

@@ -36,8 +36,6 @@ otherwise (`kzoo.recipes.limit_threads`). After `--publish`, run
 import csv
 import dataclasses
 import os
-import shlex
-import sys
 import time
 
 import keras
@@ -50,6 +48,7 @@ from kzoo.models.text_classifier.text_classifier import BACKBONE_ARGUMENTS
 from kzoo.preprocessing import WordTokenizer
 from kzoo.recipes import (
     SMOKE_RUN,
+    command_line,
     fit_resumable,
     parse_settings,
     progress,
@@ -57,7 +56,6 @@ from kzoo.recipes import (
     start_run,
     training_callbacks,
 )
-from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
 from kzoo.utils.optional import require
@@ -130,7 +128,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb", description=__doc__
     )
-    set_random_seed(options.seed)
     require("matplotlib", extra="recipes", feature="the training curves of recipes/imdb.py")
     run = start_run(options)
     timings = {}
@@ -401,7 +398,7 @@ def write_outputs(run, model, settings, options, metrics, timings, argv):
     run.write_json("timings.json", timings)
     plot_curves(metrics, timings, run.file("curves.png"))
     run.record("curves.png")
-    card = model_card(settings, options, metrics, timings, sys.argv[1:] if argv is None else argv)
+    card = model_card(settings, options, metrics, timings, argv)
     run.write_text("model_card.md", card)
     for name in ("log.csv", "best.keras"):
         run.record(name)
@@ -445,9 +442,7 @@ def plot_curves(metrics, timings, path):
 
 def model_card(settings, options, metrics, timings, argv):
     backend = keras.backend.backend()
-    command = " ".join(
-        [f"KERAS_BACKEND={backend}", "python", "recipes/imdb.py"] + [shlex.quote(a) for a in argv]
-    )
+    command = command_line("imdb", argv)
     rows = "\n".join(
         f"| {i} | {s:.0f} | {e['loss']:.4f} | {e['accuracy']:.4f} | {e['val_loss']:.4f} | "
         f"{e['val_accuracy']:.4f} |"

@@ -34,7 +34,6 @@ import kzoo.models
 from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
 from kzoo.models.saving import store_weights_as_float16
 from kzoo.recipes import parse_settings, start_run
-from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 
 
@@ -64,7 +63,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb_ensemble", description=__doc__
     )
-    set_random_seed(options.seed)
     check_members(settings.members)
     run = start_run(options, quick_notice=QUICK_NOTICE)
     start = time.time()

@@ -29,7 +29,6 @@ import kzoo.export
 import kzoo.models
 from kzoo.datasets.imdb import load_texts
 from kzoo.recipes import parse_settings, progress, start_run
-from kzoo.utils import set_random_seed
 from kzoo.utils.bucketing import BucketedBatches
 from kzoo.utils.optional import require
 
@@ -61,7 +60,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="imdb_export", description=__doc__
     )
-    set_random_seed(options.seed)
     require("ai_edge_litert.interpreter", extra="export", feature="recipes/imdb_export.py")
     if not os.path.isfile(settings.model):
         raise FileNotFoundError(f"`model` file not found: {settings.model!r}")

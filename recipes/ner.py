@@ -23,8 +23,6 @@ run the same command again). `--publish` copies the model and card to
 """
 
 import dataclasses
-import shlex
-import sys
 import time
 
 import keras
@@ -36,14 +34,15 @@ from kzoo.models.saving import save_compact
 from kzoo.recipes import (
     BestModel,
     EpochMetric,
+    command_line,
     fit_resumable,
+    marked_settings,
     parse_settings,
     progress,
     setting,
     start_run,
     training_callbacks,
 )
-from kzoo.utils import set_random_seed
 
 MODEL = {"model": True}  # metadata of the settings passed to SequenceTagger as they are
 
@@ -112,8 +111,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="ner", description=__doc__
     )
-    set_random_seed(options.seed)
-    argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     run = start_run(options)
     data = load_data(settings)
     tagger = build_tagger(settings, data["train"][0], options.seed)
@@ -162,11 +159,7 @@ def load_data(settings):
 def build_tagger(settings, train_tokens, seed):
     """The compiled tagger, its vocabularies from the training sentences."""
     words, chars = SequenceTagger.build_vocabularies(train_tokens, min_count=settings.min_count)
-    arguments = {
-        field.name: getattr(settings, field.name)
-        for field in dataclasses.fields(settings)
-        if field.metadata.get("model")
-    }
+    arguments = marked_settings(settings, "model")
     tagger = SequenceTagger(
         words, conll2003.TAGS, chars, seed=seed, name=f"ner_{settings.decoder}", **arguments
     )
@@ -246,7 +239,7 @@ def model_card(argv, name, tagger, settings, options, metrics, timings):
     config = tagger.get_config()
     sentences = metrics["sentences"]
     backend = keras.backend.backend()
-    command = f"KERAS_BACKEND={backend} python recipes/ner.py {shlex.join(argv)}".rstrip()
+    command = command_line("ner", argv)
     rows = [
         f"| {split} (all) | {100 * metrics[split]['precision']:.2f} | "
         f"{100 * metrics[split]['recall']:.2f} | {100 * metrics[split]['f1']:.2f} | "

@@ -27,8 +27,6 @@ command again). `--publish` copies the model, card and heatmap to
 
 import dataclasses
 import random
-import shlex
-import sys
 import time
 
 import keras
@@ -40,14 +38,15 @@ from kzoo.models.saving import save_compact
 from kzoo.recipes import (
     BestModel,
     EpochMetric,
+    command_line,
     fit_resumable,
+    marked_settings,
     parse_settings,
     progress,
     setting,
     start_run,
     training_callbacks,
 )
-from kzoo.utils import set_random_seed
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
 from kzoo.utils.optional import require
@@ -119,8 +118,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="translate", description=__doc__
     )
-    set_random_seed(options.seed)
-    argv = sys.argv[1:] if argv is None else list(argv)  # for the card
     sacrebleu = require("sacrebleu", "recipes", "BLEU scores")
     require("matplotlib", "recipes", "the attention heatmap")
     run = start_run(options)
@@ -191,12 +188,7 @@ def build_model(settings, train_pairs, seed):
     preprocessor = Seq2SeqPreprocessor.from_pairs(
         train_pairs, settings.source_vocab, settings.target_vocab
     )
-    arguments = {
-        field.name: getattr(settings, field.name)
-        for field in dataclasses.fields(settings)
-        if field.metadata.get("model")
-    }
-    model = Seq2Seq(preprocessor=preprocessor, seed=seed, **arguments)
+    model = Seq2Seq(preprocessor=preprocessor, seed=seed, **marked_settings(settings, "model"))
     # The loss is the task's default (MaskedSequenceLoss on the logits).
     model.compile(keras.optimizers.Adam(settings.learning_rate, clipnorm=settings.clipnorm))
     model.build()
@@ -366,7 +358,7 @@ def model_card(argv, model, splits, settings, options, metrics, timings, storage
     """The model card, in the five sections every kzoo card has."""
     backend = keras.backend.backend()
     pairs = metrics["pairs"]
-    command = f"KERAS_BACKEND={backend} python recipes/translate.py {shlex.join(argv)}".rstrip()
+    command = command_line("translate", argv)
     settings_text = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items())
     smoke = (
         " This is a smoke-run model (`--quick`): it shows that training works."

@@ -32,15 +32,14 @@ the "small" column's 20 and 0.25, close to AWD-LSTM's 30 and 0.25.
 """
 
 import dataclasses
-import sys
+import functools
 
 import keras
 
 from kzoo.datasets import ptb
 from kzoo.models import LanguageModel
+from kzoo.recipes import command_line, parse_settings, setting, start_run
 from kzoo.recipes import language_modeling as lm
-from kzoo.recipes import parse_settings, start_run
-from kzoo.utils.random_seed import set_random_seed
 
 # Zaremba et al. (2014) Table 1 ("small": test perplexity 114.5 without
 # dropout; "medium": 82.7; the shipped model is "small" with --tie-weights true),
@@ -79,9 +78,7 @@ def from_config(key, text):
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    config: str = dataclasses.field(
-        default="small", metadata={"help": "a column of CONFIGS", "choices": tuple(CONFIGS)}
-    )
+    config: str = setting("small", "a column of CONFIGS", choices=tuple(CONFIGS))
     units: int | None = dataclasses.field(
         default=None, metadata=from_config("units", "units per layer and embedding size")
     )
@@ -133,38 +130,23 @@ class Settings:
     clipnorm: float | None = dataclasses.field(
         default=None, metadata=from_config("clipnorm", "global gradient norm clip")
     )
-    num_layers: int = dataclasses.field(
-        default=2, metadata={"help": "stacked LSTM layers", "min": 1}
+    num_layers: int = setting(2, "stacked LSTM layers", min=1)
+    softmax: str = setting(
+        "full",
+        "sampled: train on a sampled softmax (faster; exact scores in evaluation)",
+        choices=("full", "sampled"),
     )
-    softmax: str = dataclasses.field(
-        default="full",
-        metadata={
-            "help": "sampled: train on a sampled softmax (faster; exact scores in evaluation)",
-            "choices": ("full", "sampled"),
-        },
+    num_sampled: int = setting(1024, "candidates per batch with softmax=sampled", min=1)
+    patience: int = setting(3, "epochs without a better validation perplexity", min=1)
+    train_tokens: int | None = setting(None, "use the first N training tokens (none: all)", min=100)
+    eval_tokens: int | None = setting(
+        None, "score the first N valid/test tokens (none: all)", min=2
     )
-    num_sampled: int = dataclasses.field(
-        default=1024, metadata={"help": "candidates per batch with softmax=sampled", "min": 1}
+    save_dtype: str = setting(
+        "auto", "auto: float16 above 10 MB", choices=("auto", "float32", "float16")
     )
-    patience: int = dataclasses.field(
-        default=3, metadata={"help": "epochs without a better validation perplexity", "min": 1}
-    )
-    train_tokens: int | None = dataclasses.field(
-        default=None, metadata={"help": "use the first N training tokens (none: all)", "min": 100}
-    )
-    eval_tokens: int | None = dataclasses.field(
-        default=None, metadata={"help": "score the first N valid/test tokens (none: all)", "min": 2}
-    )
-    save_dtype: str = dataclasses.field(
-        default="auto",
-        metadata={"help": "auto: float16 above 10 MB", "choices": ("auto", "float32", "float16")},
-    )
-    sample_length: int = dataclasses.field(
-        default=30, metadata={"help": "words per sample", "min": 1}
-    )
-    temperatures: tuple[float, ...] = dataclasses.field(
-        default=(0.7, 1.0), metadata={"help": "a sample at each temperature", "min": 0.01}
-    )
+    sample_length: int = setting(30, "words per sample", min=1)
+    temperatures: tuple[float, ...] = setting((0.7, 1.0), "a sample at each temperature", min=0.01)
 
 
 QUICK = {
@@ -183,7 +165,6 @@ def main(argv=None):
     settings, options = parse_settings(
         Settings, QUICK, argv=argv, recipe="word_lm", description=__doc__
     )
-    set_random_seed(options.seed)  # seeds like Keras's, without importing TensorFlow
     run = start_run(options)
     settings = resolve(settings)
     train_ids, valid_ids, test_ids, vocabulary = load_splits(settings)
@@ -220,17 +201,15 @@ def main(argv=None):
         len(PROMPT.split()) + settings.sample_length,
         options.seed,
     )
-    samples_text = lm.format_samples(samples, PROMPT)
-    print(samples_text)
+    samples = lm.format_samples(samples, PROMPT)
+    print(samples)
     metrics = lm.write_outputs(
         run,
         model,
         metrics,
         throughput,
-        samples_text,
-        card=lambda metrics, dtype: model_card(
-            model, settings, metrics, samples, dtype, throughput, argv
-        ),
+        samples,
+        card=functools.partial(model_card, model, settings, samples, throughput, argv),
         publish_as=f"word_lm_ptb_{settings.config.replace('-', '_')}" if options.publish else None,
         save_dtype=settings.save_dtype,
         score_file=lambda path, dtype: score_float16_file(path, dtype, test_ids, eos),
@@ -333,10 +312,8 @@ def score_float16_file(path, dtype, test_ids, eos):
     return {"saved_file_test_perplexity": test["perplexity"]}
 
 
-def model_card(model, settings, metrics, samples, dtype, throughput, argv):
-    backend = keras.backend.backend()
-    args = " ".join(sys.argv[1:] if argv is None else argv)
-    command = f"KERAS_BACKEND={backend} python recipes/word_lm.py {args}".strip()
+def model_card(model, settings, samples, throughput, argv, metrics, dtype):
+    command = command_line("word_lm", argv)
     saved = metrics.get("saved_file_test_perplexity")
     saved = f"; the saved float16 file gives {saved:.2f}" if saved is not None else ""
     return lm.model_card(
@@ -358,7 +335,7 @@ def model_card(model, settings, metrics, samples, dtype, throughput, argv):
         f"**{metrics['test_perplexity']:.2f}** ({metrics['test_tokens']:,} tokens, every token "
         f"including `<eos>`, one stream with the state carried){saved}\n"
         f"- Best epoch: {metrics['best_epoch']}\n- Command: `{command}`\n\n"
-        f"Samples:\n\n{lm.format_samples(samples, PROMPT)}",
+        f"Samples:\n\n{samples}",
         training=lm.training_section(settings, model, dtype, throughput),
     )
 

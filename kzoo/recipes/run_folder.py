@@ -11,6 +11,7 @@ import shutil
 
 from kzoo.recipes.threads import limit_threads
 from kzoo.utils import atomic_write
+from kzoo.utils.random_seed import set_random_seed
 
 SMOKE_RUN = (
     "Smoke run (--quick): a tiny model on a small slice of the data; it shows that "
@@ -19,13 +20,14 @@ SMOKE_RUN = (
 
 
 def start_run(options, quick_notice=SMOKE_RUN):
-    """Starts a recipe's run: its threads, its folder, and the `--quick` notice.
+    """Starts a recipe's run: its seed, its threads, its folder, and the `--quick` notice.
 
-    The steps every recipe's `main` takes after `parse_settings` and
-    `set_random_seed`: `limit_threads()` (PyTorch on one CPU thread unless
-    `OMP_NUM_THREADS` says otherwise), the `RunFolder` of
-    `options.output_dir` (created, and checked writable before any long
-    work), and with `--quick` a printed notice of what the run shows.
+    The steps every recipe's `main` takes after `parse_settings` (and any
+    check that needs no folder): `kzoo.utils.set_random_seed(options.seed)`
+    (Python, NumPy and Keras, without importing TensorFlow), `limit_threads()`
+    (PyTorch on one CPU thread unless `OMP_NUM_THREADS` says otherwise), the
+    `RunFolder` of `options.output_dir` (created, and checked writable before
+    any long work), and with `--quick` a printed notice of what the run shows.
 
     Args:
         options: the `RunOptions` of `parse_settings`.
@@ -38,9 +40,9 @@ def start_run(options, quick_notice=SMOKE_RUN):
     Example:
 
     >>> settings, options = parse_settings(Settings, QUICK, argv=argv, recipe="demo")
-    >>> set_random_seed(options.seed)
     >>> run = start_run(options)
     """
+    set_random_seed(options.seed)
     limit_threads()
     run = RunFolder(options.output_dir)
     if options.quick:

@@ -15,6 +15,8 @@ Shared flags: `--quick`, `--seed`, `--name`, `--output-dir`,
 import argparse
 import dataclasses
 import os
+import shlex
+import sys
 import types
 import typing
 
@@ -59,6 +61,48 @@ def setting(default, help, **metadata):
     ...     units: int = setting(64, "GRU width", min=1)
     """
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
+def marked_settings(settings, mark):
+    """The settings whose field metadata sets `mark`, as keyword arguments.
+
+    Args:
+        settings: an instance of a recipe's settings dataclass.
+        mark: a metadata key, e.g. `"model"` for the fields declared
+            `setting(..., model=True)`: those passed to the model as they are.
+
+    Returns:
+        A dict `{field name: value}`, in the order of the fields.
+
+    Example:
+
+    >>> tagger = SequenceTagger(words, tags, **marked_settings(settings, "model"))
+    """
+    if not dataclasses.is_dataclass(settings) or isinstance(settings, type):
+        raise TypeError(f"`settings` must be a dataclass instance. Received: {settings!r}")
+    return {
+        field.name: getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if field.metadata.get(mark)
+    }
+
+
+def command_line(recipe, argv=None):
+    """The shell command that runs `recipes/<recipe>.py` with `argv` on this backend.
+
+    For model cards and logs: `KERAS_BACKEND=jax python recipes/ner.py --quick`,
+    each argument quoted for the shell where it needs it.
+
+    Args:
+        recipe: the recipe's name, e.g. `"ner"`.
+        argv: its arguments (default: `sys.argv[1:]`, the running script's).
+
+    Returns:
+        The command, a string.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    words = [f"KERAS_BACKEND={keras.backend.backend()}", "python", f"recipes/{recipe}.py"]
+    return shlex.join([*words, *argv])
 
 
 def _flag(name):

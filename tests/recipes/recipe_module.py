@@ -1,4 +1,4 @@
-"""Imports a recipe script (recipes/ is not a package) as a module; checks its model card."""
+"""Imports a recipe script (recipes/ is not a package) as a module; its flags; its model card."""
 
 import importlib.util
 import os
@@ -14,6 +14,11 @@ def load_recipe(script):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def set_flags(**values):
+    """The `--set KEY=VALUE` arguments of a recipe's command line, one pair per setting."""
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
 def assert_model_card(path):

@@ -11,7 +11,7 @@ import pytest
 import kzoo.models
 from kzoo.datasets import timeseries
 from tests.recipes.kill_resume import assert_same_metrics, check_kill_and_resume
-from tests.recipes.recipe_module import assert_model_card, load_recipe
+from tests.recipes.recipe_module import assert_model_card, load_recipe, set_flags
 
 BACKEND = keras.backend.backend()
 
@@ -21,15 +21,17 @@ BACKEND = keras.backend.backend()
 # 2nd epoch of airline, so the resumed run skips the finished sine stage.
 ARGV = [
     "--quick",
-    "--set", "datasets=sine,airline",
-    "--set", "sine_length=200",
-    "--set", "sine_epochs=3",
-    "--set", "airline_epochs=3",
-    "--set", "sine_batch_size=8",
-    "--set", "airline_batch_size=8",
-    "--set", "units=8",
-    "--set", "learning_rate=0.01",
-]  # fmt: skip
+    *set_flags(
+        datasets="sine,airline",
+        sine_length=200,
+        sine_epochs=3,
+        airline_epochs=3,
+        sine_batch_size=8,
+        airline_batch_size=8,
+        units=8,
+        learning_rate=0.01,
+    ),
+]
 SINE_BATCHES, AIRLINE_BATCHES = 3 * 12, 8
 
 

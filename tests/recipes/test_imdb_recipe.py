@@ -14,7 +14,7 @@ import pytest
 
 import kzoo.models
 from tests.recipes.kill_resume import check_kill_and_resume
-from tests.recipes.recipe_module import assert_model_card, load_recipe
+from tests.recipes.recipe_module import assert_model_card, load_recipe, set_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Reviews per folder: 300 training and 100 test reviews per class.
@@ -24,19 +24,21 @@ SUBSET = {("train", "neg"): 300, ("train", "pos"): 300, ("test", "neg"): 100,
 
 TINY = [
     "--quick",
-    "--set", "units=8",
-    "--set", "bidirectional=false",
-    "--set", "pooling=max",
-    "--set", "embedding_dim=16",
-    "--set", "vocab=2000",
-    "--set", "maxlen=64",
-    "--set", "bucket_width=64",
-    "--set", "epochs=4",
-    "--set", "learning_rate=0.01",
-    "--set", "lr_gamma=1",
-    "--set", "train_reviews=None",
-    "--set", "test_reviews=None",
-]  # fmt: skip
+    *set_flags(
+        units=8,
+        bidirectional="false",
+        pooling="max",
+        embedding_dim=16,
+        vocab=2000,
+        maxlen=64,
+        bucket_width=64,
+        epochs=4,
+        learning_rate=0.01,
+        lr_gamma=1,
+        train_reviews="None",
+        test_reviews="None",
+    ),
+]
 
 
 def test_imdb_recipe_resumes_after_a_kill_and_learns(imdb_subset, tmp_path):

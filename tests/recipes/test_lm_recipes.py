@@ -9,17 +9,14 @@ final metrics, and checks that the model beat the uniform distribution.
 import math
 
 from tests.recipes.kill_resume import check_kill_and_resume
-
-
-def settings(**values):
-    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+from tests.recipes.recipe_module import set_flags
 
 
 def test_char_lm_resumes_after_a_kill_and_learns(offline_data, tmp_path):
     # 6,000 characters: 5,400 for training = 6 windows of 16 x 50 per epoch.
     argv = [
         "--quick",
-        *settings(max_chars=6000, units=32, epochs=2, sample_length=20, temperatures=1.0),
+        *set_flags(max_chars=6000, units=32, epochs=2, sample_length=20, temperatures=1.0),
     ]
     metrics, output = check_kill_and_resume("char_lm.py", argv, tmp_path, kill_after_batches=9)
     assert "Smoke run (--quick)" in output
@@ -34,7 +31,7 @@ def test_word_lm_resumes_after_a_kill_and_learns(offline_data, tmp_path):
         "--quick",
         "--config",
         "awd-small",
-        *settings(
+        *set_flags(
             units=16,
             batch_size=8,
             train_tokens=4000,

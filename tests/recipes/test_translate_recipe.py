@@ -8,27 +8,28 @@ import numpy as np
 import kzoo.models  # noqa: F401  (registers Seq2Seq for load_model)
 from kzoo.models import Seq2SeqPreprocessor
 from tests.recipes.kill_resume import check_kill_and_resume
-from tests.recipes.recipe_module import assert_model_card, load_recipe
+from tests.recipes.recipe_module import assert_model_card, load_recipe, set_flags
 
 # A tiny model on the 1,500 shortest pairs: 44 training batches of 32 per epoch.
-TINY = ["--quick"]
-for setting in (
-    "num_pairs=1500",
-    "max_words=4",
-    "test_size=50",
-    "validation_size=50",
-    "bleu_pairs=50",
-    "source_vocab=400",
-    "target_vocab=300",
-    "embedding_dim=16",
-    "units=32",
-    "batch_size=32",
-    "epochs=2",
-    "learning_rate=0.01",
-    "beam_width=none",
-    "max_target_len=8",
-):
-    TINY += ["--set", setting]
+TINY = [
+    "--quick",
+    *set_flags(
+        num_pairs=1500,
+        max_words=4,
+        test_size=50,
+        validation_size=50,
+        bleu_pairs=50,
+        source_vocab=400,
+        target_vocab=300,
+        embedding_dim=16,
+        units=32,
+        batch_size=32,
+        epochs=2,
+        learning_rate=0.01,
+        beam_width="none",
+        max_target_len=8,
+    ),
+]
 
 
 def test_make_batches_share_one_bucket_length():
