@@ -40,8 +40,6 @@ CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
 # Exports a trained model to TensorFlow formats (SavedModel, LiteRT): it needs TensorFlow.
 NEEDS_TENSORFLOW = {"imdb_export.py"}
 # "main is at most ~60 lines": a little slack for formatting.
-# Not switched to `start_run` yet: the lead's (its live run resumes with this code).
-START_RUN_PENDING = {"imdb_pretrained.py"}
 # Statements `main` may take before `start_run`: checks that need no folder.
 BEFORE_START_RUN = 3
 # Variables that size thread pools: `limit_threads` decides, the user may override.
@@ -290,8 +288,6 @@ def test_threads_are_limited_by_kzoo_not_by_the_recipe(script):
         "and leaves thread variables to the user (set before an import, they work only while "
         "nothing imported the backend)"
     )
-    if script in START_RUN_PENDING:
-        pytest.skip(f"{script} is not switched to start_run yet")
     assert start_run_index(main_function(tree)) is not None, (
         f"{script}: main does not call kzoo.recipes.start_run(options) right after "
         f"parse_settings (at most {BEFORE_START_RUN} checks between them)"
