@@ -13,10 +13,15 @@ import pytest
 
 from kzoo.recipes import (
     RunFolder,
+    RunOptions,
     TrainingBackup,
+    command_line,
     fit_resumable,
     limit_threads,
+    marked_settings,
     parse_settings,
+    setting,
+    start_run,
 )
 
 
@@ -219,6 +224,35 @@ def test_backup_of_another_model_or_a_corrupt_file_is_refused(tmp_path):
         f.write(b"not a backup")
     with pytest.raises(ValueError, match="cannot be read"):
         backup.restore(model)
+
+
+def test_start_run_seeds_makes_the_folder_and_says_quick(tmp_path, capsys):
+    options = RunOptions(
+        quick=True, seed=5, output_dir=str(tmp_path / "run"), resume=True, publish=False
+    )
+    run = start_run(options)
+    drawn = np.random.random()
+    assert os.path.isdir(run.path) and run.path == options.output_dir
+    assert "Smoke run (--quick)" in capsys.readouterr().out
+    start_run(dataclasses.replace(options, quick=False), quick_notice="unused")
+    assert np.random.random() == drawn  # seeded again from options.seed
+    assert capsys.readouterr().out == ""
+
+
+def test_marked_settings_and_command_line():
+    @dataclasses.dataclass(frozen=True)
+    class Marked:
+        units: int = setting(8, "width", model=True)
+        epochs: int = setting(2, "epochs")
+
+    assert marked_settings(Marked(units=3), "model") == {"units": 3}
+    with pytest.raises(TypeError, match="dataclass instance"):
+        marked_settings(Marked, "model")
+    command = command_line("ner", ["--quick", "--set", "temperatures=0.5 1.0"])
+    assert command == (
+        f"KERAS_BACKEND={keras.backend.backend()} python recipes/ner.py --quick --set "
+        "'temperatures=0.5 1.0'"
+    )
 
 
 def test_fit_resumable_refuses_a_missing_backup_and_the_arguments_it_sets(tmp_path):
