@@ -19,19 +19,10 @@ BACKEND = keras.backend.backend()
 # Two of the three stages, tiny: sine (90 training windows, 12 batches of 8)
 # and airline (61 windows, 8 batches), 3 epochs each; the kill falls in the
 # 2nd epoch of airline, so the resumed run skips the finished sine stage.
-ARGV = [
-    "--quick",
-    *set_flags(
-        datasets="sine,airline",
-        sine_length=200,
-        sine_epochs=3,
-        airline_epochs=3,
-        sine_batch_size=8,
-        airline_batch_size=8,
-        units=8,
-        learning_rate=0.01,
-    ),
-]
+ARGV = ["--quick", *set_flags(
+    datasets="sine,airline", sine_length=200, sine_epochs=3, airline_epochs=3,
+    sine_batch_size=8, airline_batch_size=8, units=8, learning_rate=0.01,
+)]  # fmt: skip
 SINE_BATCHES, AIRLINE_BATCHES = 3 * 12, 8
 
 

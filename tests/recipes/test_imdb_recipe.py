@@ -22,23 +22,11 @@ SUBSET = {("train", "neg"): 300, ("train", "pos"): 300, ("test", "neg"): 100,
           ("test", "pos"): 100}  # fmt: skip
 
 
-TINY = [
-    "--quick",
-    *set_flags(
-        units=8,
-        bidirectional="false",
-        pooling="max",
-        embedding_dim=16,
-        vocab=2000,
-        maxlen=64,
-        bucket_width=64,
-        epochs=4,
-        learning_rate=0.01,
-        lr_gamma=1,
-        train_reviews="None",
-        test_reviews="None",
-    ),
-]
+TINY = ["--quick", *set_flags(
+    units=8, bidirectional="false", pooling="max", embedding_dim=16, vocab=2000, maxlen=64,
+    bucket_width=64, epochs=4, learning_rate=0.01, lr_gamma=1, train_reviews="None",
+    test_reviews="None",
+)]  # fmt: skip
 
 
 def test_imdb_recipe_resumes_after_a_kill_and_learns(imdb_subset, tmp_path):

@@ -9,22 +9,11 @@ from tests.recipes.kill_resume import check_kill_and_resume
 from tests.recipes.recipe_module import assert_model_card, set_flags
 
 # A tiny tagger (no character features) on 400 short sentences: 25 batches of 16 per epoch.
-TINY = [
-    "--quick",
-    *set_flags(
-        train_sentences=400,
-        valid_sentences=64,
-        test_sentences=64,
-        max_tokens=16,
-        buckets=16,
-        char_encoder="none",
-        word_dim=16,
-        lstm_units=16,
-        batch_size=16,
-        epochs=3,
-        learning_rate=0.02,
-    ),
-]
+TINY = ["--quick", *set_flags(
+    train_sentences=400, valid_sentences=64, test_sentences=64, max_tokens=16, buckets=16,
+    char_encoder="none", word_dim=16, lstm_units=16, batch_size=16, epochs=3,
+    learning_rate=0.02,
+)]  # fmt: skip
 
 
 def test_ner_kill_resume_and_learning(offline_data, tmp_path):

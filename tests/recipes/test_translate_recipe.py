@@ -11,25 +11,11 @@ from tests.recipes.kill_resume import check_kill_and_resume
 from tests.recipes.recipe_module import assert_model_card, load_recipe, set_flags
 
 # A tiny model on the 1,500 shortest pairs: 44 training batches of 32 per epoch.
-TINY = [
-    "--quick",
-    *set_flags(
-        num_pairs=1500,
-        max_words=4,
-        test_size=50,
-        validation_size=50,
-        bleu_pairs=50,
-        source_vocab=400,
-        target_vocab=300,
-        embedding_dim=16,
-        units=32,
-        batch_size=32,
-        epochs=2,
-        learning_rate=0.01,
-        beam_width="none",
-        max_target_len=8,
-    ),
-]
+TINY = ["--quick", *set_flags(
+    num_pairs=1500, max_words=4, test_size=50, validation_size=50, bleu_pairs=50,
+    source_vocab=400, target_vocab=300, embedding_dim=16, units=32, batch_size=32, epochs=2,
+    learning_rate=0.01, beam_width="none", max_target_len=8,
+)]  # fmt: skip
 
 
 def test_make_batches_share_one_bucket_length():
