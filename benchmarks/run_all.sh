@@ -12,3 +12,8 @@ for backend in tensorflow jax torch; do
   echo "== $backend"
   KERAS_BACKEND=$backend python benchmarks/rnn_speed.py "$@" | tee "$out/$backend.txt"
 done
+# The sampled softmax's training speed against the exact one (issue 19).
+for backend in tensorflow jax torch; do
+  echo "== softmax $backend"
+  KERAS_BACKEND=$backend python benchmarks/softmax_speed.py "$@" | tee "$out/softmax_$backend.txt"
+done
