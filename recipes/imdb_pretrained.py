@@ -117,6 +117,9 @@ class Settings:
     ar_alpha: float = setting(2.0, "activation regularisation (AR) weight", min=0.0)
     tar_beta: float = setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
     # Classifier
+    transfer_weights: bool = setting(
+        True, "start from the language model's weights (false: random weights, the ablation)"
+    )
     maxlen: int = setting(600, "tokens kept per review (its end)", min=1)
     bucket_width: int = setting(32, "batches are padded to a multiple of this", min=1)
     clf_batch_size: int = setting(32, "reviews per training batch", min=1)
@@ -453,7 +456,8 @@ def build_classifier(settings, tokenizer, language_model, steps_per_epoch, seed)
         class_names=CLASS_NAMES,
         seed=seed,
     )
-    transfer_language_model_weights(language_model, model)
+    if settings.transfer_weights:
+        transfer_language_model_weights(language_model, model)
     groups = layer_groups(model)
     total_steps = settings.clf_epochs * steps_per_epoch
     schedule = SlantedTriangularLearningRate(

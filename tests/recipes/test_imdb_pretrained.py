@@ -8,7 +8,11 @@ whole archive takes a minute), on this backend, with TensorFlow unimportable on 
 import csv
 import json
 
+import numpy as np
+
+from kzoo.preprocessing import WordTokenizer
 from tests.recipes.kill_resume import check_kill_and_resume
+from tests.recipes.recipe_module import load_recipe
 
 # Reviews per folder of the subset (cut from the archive's test reviews): (split, folder) -> count.
 SUBSET = {("train", "neg"): 100, ("train", "pos"): 100, ("train", "unsup"): 160,
@@ -61,3 +65,23 @@ def test_imdb_pretrained_resumes_after_a_kill_and_learns(imdb_subset, tmp_path):
     assert timings["language_model"]["epochs_trained"] == 2
     assert timings["classifier"]["epochs_trained"] == 3
     assert timings["language_model"]["seconds"] > 0
+
+
+def test_transfer_weights_false_trains_the_same_classifier_from_random_weights():
+    recipe = load_recipe("imdb_pretrained.py")
+    texts = ["a good film", "a bad film", "good acting and a good plot", "bad plot"]
+    tokenizer = WordTokenizer.from_texts(texts, max_tokens=12, sequence_length=8, truncating="pre")
+    language_model = None
+    embeddings = {}
+    for transfer in (True, False):
+        settings = recipe.Settings(
+            vocab=12, embedding_dim=4, num_layers=1, lm_batch_size=2, num_sampled=3,
+            maxlen=8, transfer_weights=transfer,
+        )  # fmt: skip
+        if language_model is None:
+            language_model = recipe.build_language_model(settings, tokenizer, seed=0)
+        model, _ = recipe.build_classifier(settings, tokenizer, language_model, 10, seed=0)
+        embeddings[transfer] = model.backbone.get_layer("embedding").embeddings.numpy()
+    lm_embedding = language_model.get_layer("embedding").embeddings.numpy()
+    np.testing.assert_array_equal(embeddings[True], lm_embedding)
+    assert not np.allclose(embeddings[False], lm_embedding)
