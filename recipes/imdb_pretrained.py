@@ -40,8 +40,6 @@ to a folder holding `aclImdb_v1.tar.gz` to work offline.
 import dataclasses
 import json
 import os
-import shlex
-import sys
 import time
 
 import keras
@@ -55,6 +53,7 @@ from kzoo.preprocessing import WordTokenizer
 from kzoo.recipes import (
     EpochMetric,
     RunFolder,
+    command_line,
     fit_resumable,
     parse_settings,
     progress,
@@ -538,7 +537,7 @@ def write_outputs(run, language_model, classifier, settings, options, metrics, t
     run.write_json("metrics.json", metrics)
     dtypes = {"lm_weights_dtype": lm_dtype, "classifier_weights_dtype": classifier_dtype}
     run.write_json("timings.json", {**timings, **dtypes})
-    command = shlex.join(["python", "recipes/imdb_pretrained.py", *sys.argv[1:]])
+    command = command_line("imdb_pretrained")
     run.write_text("model_card.md", card(settings, options, metrics, timings, command))
     if options.publish:
         run.publish(
@@ -582,7 +581,7 @@ def card(settings, options, metrics, timings, command):
             f"Test accuracy {metrics['test_accuracy']:.4f}, validation accuracy "
             f"{metrics['val_accuracy']:.4f}; language model validation perplexity "
             f"{metrics['lm_val_perplexity']:.2f}.\n\n"
-            f"Command: `KERAS_BACKEND={backend} {command}`"
+            f"Command: `{command}`"
         ),
         training=(
             f"Backend {backend}, 2 CPU cores, seed {options.seed}. Stages: {stages}.\n\n"
