@@ -12,6 +12,7 @@ and `interrupted` after every interrupted one.
 """
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +27,9 @@ def say(line):
 
 def main():
     path, function, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    # A process started in the background by a non-interactive shell inherits
+    # SIGINT ignored, and Python then leaves it ignored: Ctrl-C must raise here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import keras
     import numpy as np
 
