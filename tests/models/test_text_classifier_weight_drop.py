@@ -8,6 +8,7 @@ from kzoo.layers import RNN, Bidirectional
 from kzoo.models import LanguageModel, TextClassifier
 from kzoo.models.text_classifier import TextClassifierBackbone
 from kzoo.training import transfer_language_model_weights
+from kzoo.utils.atomic_write import save_model
 from tests.harness import assert_close, to_numpy
 
 VOCABULARY_SIZE, WIDTH, RATE = 20, 6, 0.5
@@ -107,7 +108,7 @@ def test_config_round_trip_and_saving(tmp_path):
     assert clone.get_config() == config
     assert all(cell.recurrent_weight_dropout == 0.3 for cell in cells(clone))
     path = str(tmp_path / "clf.keras")
-    model.save(path)
+    save_model(model, path)  # atomic, as kzoo writes every file
     loaded = keras.saving.load_model(path)
     assert loaded.backbone.recurrent_weight_dropout == 0.3
     assert all(cell.recurrent_weight_dropout == 0.3 for cell in cells(loaded))
