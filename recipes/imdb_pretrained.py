@@ -46,6 +46,7 @@ import keras
 import numpy as np
 
 from kzoo.datasets.imdb import load_texts
+from kzoo.layers import ReverseSequence
 from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone
 from kzoo.models.saving import save_compact
 from kzoo.models.text_classifier import TextClassifierPreprocessor
@@ -116,13 +117,19 @@ class Settings:
     ar_alpha: float = setting(2.0, "activation regularisation (AR) weight", min=0.0)
     tar_beta: float = setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
     # Classifier
+    backward: bool = setting(
+        False,
+        "read every review from its last word to its first (the backward model of "
+        "ULMFiT's forward/backward pair): the language model trains on the reversed "
+        "stream and the classifier reverses its input ids",
+    )
     transfer_weights: bool = setting(
         True, "start from the language model's weights (false: random weights, the ablation)"
     )
     maxlen: int = setting(600, "tokens kept per review (its end)", min=1)
     bucket_width: int = setting(32, "batches are padded to a multiple of this", min=1)
     clf_batch_size: int = setting(32, "reviews per training batch", min=1)
-    clf_epochs: int = setting(6, "classifier epochs", min=1)
+    clf_epochs: int = setting(8, "classifier epochs", min=1)
     clf_learning_rate: float = setting(4e-3, "peak Adam rate of the top layer group", min=1e-9)
     lr_factor: float = setting(2.6, "learning-rate ratio between layer groups", min=1.0)
     gradual_unfreezing: bool = setting(True, "unfreeze one layer group per epoch, from the top")
@@ -130,7 +137,7 @@ class Settings:
     clf_dropout: float = setting(0.15, "variational dropout of the LSTM inputs", **RATE)
     clf_spatial_dropout: float = setting(0.1, "dropout of embedding channels", **RATE)
     clf_weight_dropout: float = setting(
-        0.0, "DropConnect on the classifier's recurrent kernels", **RATE
+        0.1, "DropConnect on the classifier's recurrent kernels", **RATE
     )
     head_units: int = setting(50, "ReLU layer of the head (0: none)", min=0)
     head_dropout: float = setting(0.1, "dropout in the head", **RATE)
@@ -392,6 +399,8 @@ def build_language_model(settings, tokenizer, seed):
 def language_model_stage(stage, tokenizer, streams, settings, options, timings):
     """Trains (or resumes) the language model; returns it (stateless, best weights) and metrics."""
     model = build_language_model(settings, tokenizer, options.seed)
+    if settings.backward:  # each review reversed, the end-of-review ids now before them
+        streams = {key: np.ascontiguousarray(ids[::-1]) for key, ids in streams.items()}
     windows = BPTTWindows(
         streams["train"], settings.lm_batch_size, settings.bptt, seed=options.seed,
         random_offset=True,
@@ -444,11 +453,16 @@ def build_classifier(settings, tokenizer, language_model, steps_per_epoch, seed)
         pooling=["last", "max", "mean"],
         seed=seed,
     )
+    token_ids = backbone.input
+    features = backbone.output
+    if settings.backward:
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        features = backbone(ReverseSequence(name="reverse")(token_ids))
     # ULMFiT's head starts with batch normalisation: the pooled states of a
     # pretrained LSTM differ little from review to review at first.
-    features = keras.layers.BatchNormalization(momentum=0.9, name="feature_norm")(backbone.output)
+    features = keras.layers.BatchNormalization(momentum=0.9, name="feature_norm")(features)
     model = TextClassifier(
-        backbone=keras.Model(backbone.input, features, name="backbone"),
+        backbone=keras.Model(token_ids, features, name="backbone"),
         head_units=settings.head_units,
         head_dropout=settings.head_dropout,
         preprocessor=TextClassifierPreprocessor(tokenizer, bucket_width=settings.bucket_width),
@@ -529,11 +543,18 @@ def score(model, texts, labels, verbose=1):
 # --- outputs --------------------------------------------------------------------
 
 
+def model_names(settings):
+    """The file stems of the language model and the classifier."""
+    suffix = "_backward" if settings.backward else ""
+    return f"imdb_lm{suffix}", f"imdb_ulmfit{suffix}"
+
+
 def write_outputs(run, language_model, classifier, settings, options, metrics, timings):
-    lm_dtype = language_model.save_stateless(run.file("imdb_lm.keras"))
-    run.record("imdb_lm.keras")
-    classifier_dtype = save_compact(classifier, run.file("imdb_ulmfit.keras"))
-    run.record("imdb_ulmfit.keras")
+    lm_name, classifier_name = model_names(settings)
+    lm_dtype = language_model.save_stateless(run.file(f"{lm_name}.keras"))
+    run.record(f"{lm_name}.keras")
+    classifier_dtype = save_compact(classifier, run.file(f"{classifier_name}.keras"))
+    run.record(f"{classifier_name}.keras")
     run.write_json("metrics.json", metrics)
     dtypes = {"lm_weights_dtype": lm_dtype, "classifier_weights_dtype": classifier_dtype}
     run.write_json("timings.json", {**timings, **dtypes})
@@ -541,14 +562,16 @@ def write_outputs(run, language_model, classifier, settings, options, metrics, t
     run.write_text("model_card.md", card(settings, options, metrics, timings, command))
     if options.publish:
         run.publish(
-            ["imdb_lm.keras", "imdb_ulmfit.keras", "model_card.md"],
+            [f"{lm_name}.keras", f"{classifier_name}.keras", "model_card.md"],
             "saved_models",
-            rename={"model_card.md": "imdb_ulmfit.md"},
+            rename={"model_card.md": f"{classifier_name}.md"},
         )
 
 
 def card(settings, options, metrics, timings, command):
     backend = keras.backend.backend()
+    lm_name, classifier_name = model_names(settings)
+    direction = "backward (last word first)" if settings.backward else "forward"
     stages = ", ".join(
         f"{k}: {v['seconds'] / 3600:.2f} h ({v['tokens_per_second']} tokens/s)"
         if isinstance(v, dict) else f"{k}: {v} s"
@@ -556,11 +579,12 @@ def card(settings, options, metrics, timings, command):
     )  # fmt: skip
     return model_card(
         "IMDB sentiment from a pretrained review language model (ULMFiT)",
-        f"`imdb_ulmfit.keras`: a {settings.num_layers}-layer LSTM classifier fine-tuned from "
-        f"`imdb_lm.keras`, a word language model pretrained on the IMDB reviews.",
+        f"`{classifier_name}.keras`: a {settings.num_layers}-layer LSTM classifier fine-tuned "
+        f"from `{lm_name}.keras`, a {direction} word language model pretrained on the IMDB "
+        "reviews.",
         intended_use=(
             "Sentiment (negative/positive) of English movie reviews, for research and teaching: "
-            "`kzoo.models.load('imdb_ulmfit.keras').predict(['A wonderful film.'])`. The language "
+            f"`kzoo.models.load('{classifier_name}.keras').predict(['A wonderful film.'])`. The language "
             "model generates review-like text and is the starting point for other review tasks."
         ),
         limitations=(

@@ -14,6 +14,7 @@ from kzoo.layers.pooling import (
     GlobalMaskedMaxPooling1D,
 )
 from kzoo.layers.recurrent_layers import GRU, LSTM, SimpleRNN
+from kzoo.layers.reverse_sequence import ReverseSequence
 from kzoo.layers.rnn import RNN
 from kzoo.layers.sampled_softmax import SampledSoftmax
 from kzoo.layers.simple_rnn_cell import SimpleRNNCell
@@ -47,4 +48,5 @@ __all__ = [
     "ActivationRegularization",
     "SampledSoftmax",
     "TiedEmbedding",
+    "ReverseSequence",
 ]

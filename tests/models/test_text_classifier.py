@@ -486,6 +486,16 @@ def test_backbone_is_the_classifier_network_up_to_the_pooling():
         TextClassifier(12, backbone=TextClassifierBackbone(12))
 
 
+def test_a_backbone_nested_in_a_functional_model_still_bounds_the_ids():
+    ids = keras.Input(shape=(None,), dtype="int32")
+    inner = TextClassifierBackbone(12, embedding_dim=5, units=4)
+    model = TextClassifier(backbone=keras.Model(ids, inner(ids)))
+    assert model.vocabulary_size == 12  # the nested backbone's embedding
+    assert model.predict(IDS, verbose=0).shape == (3, 1)
+    with pytest.raises(ValueError, match="12"):
+        model.predict(np.array([[3, 12]]), verbose=0)
+
+
 def test_summary_and_count_params_count_each_weight_once():
     def unique_parameters(model):
         return sum(int(np.prod(w.shape)) for w in {id(w): w for w in model.weights}.values())

@@ -85,3 +85,39 @@ def test_transfer_weights_false_trains_the_same_classifier_from_random_weights()
     lm_embedding = language_model.get_layer("embedding").embeddings.numpy()
     np.testing.assert_array_equal(embeddings[True], lm_embedding)
     assert not np.allclose(embeddings[False], lm_embedding)
+
+
+def test_backward_classifier_reads_every_review_from_its_end():
+    recipe = load_recipe("imdb_pretrained.py")
+    texts = ["a good film", "a bad film", "good acting and a good plot", "bad plot"]
+    tokenizer = WordTokenizer.from_texts(texts, max_tokens=12, sequence_length=8, truncating="pre")
+    models = {}
+    for backward in (False, True):
+        settings = recipe.Settings(
+            vocab=12, embedding_dim=4, num_layers=2, lm_batch_size=2, num_sampled=3,
+            maxlen=8, backward=backward,
+        )  # fmt: skip
+        language_model = recipe.build_language_model(settings, tokenizer, seed=0)
+        models[backward], _ = recipe.build_classifier(
+            settings, tokenizer, language_model, 10, seed=0
+        )
+    models[True].set_weights(models[False].get_weights())
+    ids = np.array([[2, 3, 4, 5, 0, 0], [6, 7, 8, 0, 0, 0]], dtype="int32")
+    reversed_ids = np.array([[5, 4, 3, 2, 0, 0], [8, 7, 6, 0, 0, 0]], dtype="int32")
+    np.testing.assert_allclose(
+        models[True].predict(ids, verbose=0),
+        models[False].predict(reversed_ids, verbose=0),
+        rtol=1e-5, atol=1e-6,
+    )  # fmt: skip
+    assert recipe.model_names(settings) == ("imdb_lm_backward", "imdb_ulmfit_backward")
+
+
+def test_backward_run_trains_on_reversed_reviews(imdb_subset, tmp_path):
+    recipe = load_recipe("imdb_pretrained.py")
+    argv = [*TINY, "--set", f"data_path={imdb_subset(SUBSET)}", "--set", "backward=true"]
+    argv += ["--set", "lm_epochs=1", "--set", "clf_epochs=1", "--output-dir", str(tmp_path)]
+    metrics = recipe.main(argv)
+    assert metrics["lm_val_perplexity"] < 1500  # below the uniform model's vocabulary size
+    for name in ("imdb_lm_backward.keras", "imdb_ulmfit_backward.keras", "model_card.md"):
+        assert (tmp_path / name).exists()
+    assert "backward (last word first)" in (tmp_path / "model_card.md").read_text()

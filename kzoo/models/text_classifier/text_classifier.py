@@ -212,8 +212,12 @@ class TextClassifier(Task, CheckedTokenInputs, keras.Model):
     def vocabulary_size(self):
         """The number of ids the backbone embeds (its first `Embedding`'s for other backbones)."""
         size = getattr(self.backbone, "vocabulary_size", None)
-        if size is None:
-            embeddings = [x for x in self.layers if isinstance(x, keras.layers.Embedding)]
+        if size is None:  # nested models (e.g. a backbone wrapped in a functional model) too
+            embeddings = [
+                layer
+                for layer in self._flatten_layers(include_self=False, recursive=True)
+                if isinstance(layer, keras.layers.Embedding)
+            ]
             size = embeddings[0].input_dim if embeddings else None
         return size
 
@@ -233,7 +237,8 @@ class TextClassifier(Task, CheckedTokenInputs, keras.Model):
         """Refuses concrete ids outside `[0, vocabulary_size)` (see `predict`)."""
         if isinstance(x, dict):
             x = x.get("token_ids")
-        check_id_matrix(x, self.vocabulary_size, "x")
+        if self.vocabulary_size is not None:  # a backbone without an embedding: nothing to bound
+            check_id_matrix(x, self.vocabulary_size, "x")
 
     def predict(self, x, batch_size=None, verbose="auto", **kwargs):
         """Class probabilities for raw texts or for token ids.
