@@ -31,9 +31,11 @@ backup with the same command. Every stage prints tokens/s and an ETA.
 
 Writes into `runs/imdb_pretrained/<name>/` (or `--output-dir`): `metrics.json`,
 `timings.json`, `model_card.md`, `imdb_lm.keras` (the language model,
-stateless) and `imdb_ulmfit.keras` (the classifier), and the stages' folders.
-`--publish` copies both models and their cards to
-`saved_models/imdb_lm.*` and `saved_models/imdb_ulmfit.*`. Set `KZOO_DATA_DIR`
+stateless), `imdb_ulmfit.keras` (the classifier) with `imdb_ulmfit.expected.json`
+(its probabilities of fixed texts, checked on every backend by the tests), and
+the stages' folders (`--set backward=true`: `imdb_lm_backward.keras`,
+`imdb_ulmfit_backward.*`). `--publish` copies the models, the expected
+probabilities and the card to `saved_models/`. Set `KZOO_DATA_DIR`
 to a folder holding `aclImdb_v1.tar.gz` to work offline.
 """
 
@@ -45,9 +47,9 @@ import time
 import keras
 import numpy as np
 
-from kzoo.datasets.imdb import load_texts
+from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
 from kzoo.layers import ReverseSequence
-from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone
+from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone, load
 from kzoo.models.saving import save_compact
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.preprocessing import WordTokenizer
@@ -555,6 +557,9 @@ def write_outputs(run, language_model, classifier, settings, options, metrics, t
     run.record(f"{lm_name}.keras")
     classifier_dtype = save_compact(classifier, run.file(f"{classifier_name}.keras"))
     run.record(f"{classifier_name}.keras")
+    run.write_json(
+        f"{classifier_name}.expected.json", expected_outputs(run.file(f"{classifier_name}.keras"))
+    )
     run.write_json("metrics.json", metrics)
     dtypes = {"lm_weights_dtype": lm_dtype, "classifier_weights_dtype": classifier_dtype}
     run.write_json("timings.json", {**timings, **dtypes})
@@ -562,10 +567,25 @@ def write_outputs(run, language_model, classifier, settings, options, metrics, t
     run.write_text("model_card.md", card(settings, options, metrics, timings, command))
     if options.publish:
         run.publish(
-            [f"{lm_name}.keras", f"{classifier_name}.keras", "model_card.md"],
+            [
+                f"{lm_name}.keras",
+                f"{classifier_name}.keras",
+                f"{classifier_name}.expected.json",
+                "model_card.md",
+            ],
             "saved_models",
             rename={"model_card.md": f"{classifier_name}.md"},
         )
+
+
+def expected_outputs(path):
+    """The saved classifier's probabilities of fixed texts, checked on every backend by the tests."""
+    reloaded = load(path)
+    return {
+        "backend": keras.backend.backend(),
+        "texts": list(SAMPLE_TEXTS),
+        "probabilities": reloaded.predict(list(SAMPLE_TEXTS))[:, 0].tolist(),
+    }
 
 
 def card(settings, options, metrics, timings, command):

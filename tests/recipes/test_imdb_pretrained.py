@@ -57,7 +57,8 @@ def test_imdb_pretrained_resumes_after_a_kill_and_learns(imdb_subset, tmp_path):
     # The classifier learns: its training loss falls and it fits its reviews above chance.
     assert float(epochs[-1]["loss"]) < float(epochs[0]["loss"])
     assert float(epochs[-1]["accuracy"]) > 0.6
-    for name in ("imdb_lm.keras", "imdb_ulmfit.keras", "model_card.md", "timings.json"):
+    names = ("imdb_lm.keras", "imdb_ulmfit.keras", "imdb_ulmfit.expected.json", "model_card.md")
+    for name in (*names, "timings.json"):
         assert (tmp_path / "full" / name).exists()
     # The resumed run's stage times cover the epochs of both processes.
     with open(tmp_path / "resumed" / "timings.json") as f:
