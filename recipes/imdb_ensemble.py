@@ -1,7 +1,9 @@
 """IMDB: one raw-text classifier that averages several trained classifiers.
 
-The members are `model.keras` files written by `recipes/imdb.py`, e.g. the
-same settings trained with other `--seed` values; they must share one
+The members are classifiers saved by `recipes/imdb.py` (`model.keras`, e.g.
+the same settings trained with other `--seed` values) or by
+`recipes/imdb_pretrained.py` (e.g. ULMFiT's forward and backward pair,
+`imdb_ulmfit.keras` and `imdb_ulmfit_backward.keras`); they must share one
 tokenizer (same vocabulary and length), which holds when they were trained on
 the same reviews with the same `vocab` and `maxlen`. The result is one
 `kzoo.models.TextPipeline` whose network averages the members'
@@ -182,7 +184,7 @@ def model_card(metrics, path, argv):
     return f"""# IMDB sentiment ensemble (`recipes/imdb_ensemble.py`)
 
 Raw English review text in, `P(positive)` out: the average of {count} classifiers
-trained from scratch by `recipes/imdb.py`, one `kzoo.models.TextPipeline` file.
+saved by kzoo's IMDB recipes (listed below), one `kzoo.models.TextPipeline` file.
 
 ```python
 import kzoo.models
@@ -198,7 +200,7 @@ of one model is affordable for a more accurate and more stable answer.
 
 ## Limitations
 
-Those of its members (see `recipes/imdb.py`'s card): English movie reviews only, a
+Those of its members (see their cards): English movie reviews only, a
 fixed vocabulary, reviews cut to the training length, uncalibrated probabilities.
 Every prediction runs all {count} members.
 

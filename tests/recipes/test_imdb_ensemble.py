@@ -43,6 +43,28 @@ def test_ensemble_averages_the_members_probabilities():
     assert load_recipe("imdb_ensemble.py").build_ensemble(old, "old").predict(TEXTS).shape == (4,)
 
 
+def test_a_forward_and_a_backward_classifier_average_into_one(tmp_path):
+    """ULMFiT's pair: the backward member reads reversed ids (`ReverseSequence`)."""
+    import keras
+
+    from kzoo.layers import ReverseSequence
+    from kzoo.models import TextClassifierBackbone, load
+
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    inner = TextClassifierBackbone(len(WORDS), embedding_dim=6, units=5, pooling=["last"], seed=3)
+    backward = TextClassifier(
+        backbone=keras.Model(token_ids, inner(ReverseSequence()(token_ids))),
+        preprocessor=TextClassifierPreprocessor(WordTokenizer(WORDS, sequence_length=50)),
+        seed=3,
+    )
+    path = str(tmp_path / "backward.keras")
+    backward.save(path)
+    members = [member(1), load(path)]
+    ensemble = load_recipe("imdb_ensemble.py").build_ensemble(members, "fwd_bwd")
+    expected = np.mean([m.predict(TEXTS)[:, 0] for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.predict(TEXTS), expected, atol=1e-6)
+
+
 def test_members_with_different_tokenizers_are_refused():
     with pytest.raises(ValueError, match="another tokenizer"):
         load_recipe("imdb_ensemble.py").build_ensemble(
