@@ -33,9 +33,11 @@ Writes into `runs/imdb_pretrained/<name>/` (or `--output-dir`): `metrics.json`,
 `timings.json`, `model_card.md`, `imdb_lm.keras` (the language model,
 stateless), `imdb_ulmfit.keras` (the classifier) with `imdb_ulmfit.expected.json`
 (its probabilities of fixed texts, checked on every backend by the tests), and
-the stages' folders (`--set backward=true`: `imdb_lm_backward.keras`,
-`imdb_ulmfit_backward.*`). `--publish` copies the models, the expected
-probabilities and the card to `saved_models/`. Set `KZOO_DATA_DIR`
+the stages' folders. `--set direction=backward` trains ULMFiT's backward
+model instead (`language_model_backward/`, `imdb_lm_backward.keras`,
+`imdb_ulmfit_backward.*`); `--set direction=both` trains both language models
+and one classifier on both (`imdb_ulmfit_bidirectional.*`). `--publish` copies
+the models, the expected probabilities and the card to `saved_models/`. Set `KZOO_DATA_DIR`
 to a folder holding `aclImdb_v1.tar.gz` to work offline.
 """
 
@@ -48,7 +50,6 @@ import keras
 import numpy as np
 
 from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
-from kzoo.layers import ReverseSequence
 from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone, load
 from kzoo.models.saving import save_compact
 from kzoo.models.text_classifier import TextClassifierPreprocessor
@@ -119,11 +120,13 @@ class Settings:
     ar_alpha: float = setting(2.0, "activation regularisation (AR) weight", min=0.0)
     tar_beta: float = setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
     # Classifier
-    backward: bool = setting(
-        False,
-        "read every review from its last word to its first (the backward model of "
-        "ULMFiT's forward/backward pair): the language model trains on the reversed "
-        "stream and the classifier reverses its input ids",
+    direction: str = setting(
+        "forward",
+        "forward: reviews read first word first; backward: last word first (ULMFiT's "
+        "backward model: its language model trains on the reversed stream, the classifier "
+        "reverses its input); both: a forward and a backward language model fine-tuned "
+        "together as one classifier (pooled features concatenated)",
+        choices=("forward", "backward", "both"),
     )
     transfer_weights: bool = setting(
         True, "start from the language model's weights (false: random weights, the ablation)"
@@ -177,16 +180,17 @@ def main(argv=None):
     run = start_run(options)
     timings = {}
     data = load_reviews(settings, options.seed, timings)
-    stages = {
-        name: RunFolder(os.path.join(run.path, name))
-        for name in ("vocabulary", "language_model", "classifier")
-    }
+    names = ["vocabulary", *(LM_STAGES[d] for d in directions(settings)), "classifier"]
+    stages = {name: RunFolder(os.path.join(run.path, name)) for name in names}
     tokenizer, streams = vocabulary_stage(stages["vocabulary"], data, settings, options, timings)
-    language_model, lm_metrics = language_model_stage(
-        stages["language_model"], tokenizer, streams, settings, options, timings
-    )
+    language_models, lm_metrics = {}, {}
+    for direction in directions(settings):
+        language_models[direction], metrics = language_model_stage(
+            stages[LM_STAGES[direction]], tokenizer, streams, direction, settings, options, timings
+        )
+        lm_metrics.update(metrics)
     classifier, clf_metrics = classifier_stage(
-        stages["classifier"], tokenizer, language_model, data, settings, options, timings
+        stages["classifier"], tokenizer, language_models, data, settings, options, timings
     )
     start = time.time()
     test_accuracy = score(classifier, *data["test"])
@@ -198,14 +202,30 @@ def main(argv=None):
         **lm_metrics,
         **{f"{k}_reviews": len(v[0]) for k, v in data.items()},
         "vocabulary_size": tokenizer.vocabulary_size,
-        "lm_parameters": int(language_model.count_params()),
+        "lm_parameters": int(next(iter(language_models.values())).count_params()),
         "classifier_parameters": int(classifier.count_params()),
     }
-    write_outputs(run, language_model, classifier, settings, options, metrics, timings)
+    write_outputs(run, language_models, classifier, settings, options, metrics, timings)
     for stage in stages.values():
         run.written.extend(stage.written)
     print(run.summary())
     return metrics
+
+
+def directions(settings):
+    """The language models a run trains: `["forward"]`, `["backward"]` or both."""
+    return ["forward", "backward"] if settings.direction == "both" else [settings.direction]
+
+
+# Each direction's language-model stage folder, output file stem and metrics prefix.
+LM_STAGES = {"forward": "language_model", "backward": "language_model_backward"}
+LM_NAMES = {"forward": "imdb_lm", "backward": "imdb_lm_backward"}
+LM_METRICS = {"forward": "lm_", "backward": "lm_backward_"}
+CLASSIFIER_NAMES = {
+    "forward": "imdb_ulmfit",
+    "backward": "imdb_ulmfit_backward",
+    "both": "imdb_ulmfit_bidirectional",
+}
 
 
 # --- data ---------------------------------------------------------------------
@@ -398,10 +418,10 @@ def build_language_model(settings, tokenizer, seed):
     return model
 
 
-def language_model_stage(stage, tokenizer, streams, settings, options, timings):
-    """Trains (or resumes) the language model; returns it (stateless, best weights) and metrics."""
+def language_model_stage(stage, tokenizer, streams, direction, settings, options, timings):
+    """Trains (or resumes) one direction's language model; returns it (stateless) and metrics."""
     model = build_language_model(settings, tokenizer, options.seed)
-    if settings.backward:  # each review reversed, the end-of-review ids now before them
+    if direction == "backward":  # each review reversed, the end-of-review ids now before them
         streams = {key: np.ascontiguousarray(ids[::-1]) for key, ids in streams.items()}
     windows = BPTTWindows(
         streams["train"], settings.lm_batch_size, settings.bptt, seed=options.seed,
@@ -410,14 +430,13 @@ def language_model_stage(stage, tokenizer, streams, settings, options, timings):
     train = StepWindows(windows, settings.lm_steps_per_epoch)
     tokens_per_epoch = settings.lm_steps_per_epoch * settings.lm_batch_size * settings.bptt
     passes = settings.lm_epochs * tokens_per_epoch / windows.tokens_per_epoch
+    label = "Language model" if direction == "forward" else "Backward language model"
     print(
-        f"Language model: {model.count_params():,} parameters, {settings.lm_epochs} epochs of "
+        f"{label}: {model.count_params():,} parameters, {settings.lm_epochs} epochs of "
         f"{tokens_per_epoch:,} tokens ({passes:.2f} passes over the stream)"
     )
     valid = StreamScore(streams["valid"], batch_size=8, sequence_length=256)
-    clock = StageClock(
-        "Language model", tokens_per_epoch, settings.lm_epochs, stage, options.resume
-    )
+    clock = StageClock(label, tokens_per_epoch, settings.lm_epochs, stage, options.resume)
     callbacks, backup = training_callbacks(
         stage, monitor="val_perplexity", mode="min", metrics=[valid], datasets=[train],
         resume=options.resume,
@@ -433,33 +452,46 @@ def language_model_stage(stage, tokenizer, streams, settings, options, timings):
     for source, target in zip(best.trainable_weights, final.trainable_weights):
         target.assign(source)  # the stateful model's carried states are left out
     result = valid.evaluate(final)
-    print(f"Language model: validation perplexity {result['perplexity']:.2f}")
-    timings["language_model"] = clock.summary()
-    return final, {"lm_val_perplexity": result["perplexity"], "lm_val_tokens": result["tokens"]}
+    print(f"{label}: validation perplexity {result['perplexity']:.2f}")
+    timings[LM_STAGES[direction]] = clock.summary()
+    prefix = LM_METRICS[direction]
+    return final, {
+        f"{prefix}val_perplexity": result["perplexity"],
+        f"{prefix}val_tokens": result["tokens"],
+    }
 
 
 # --- stage 3: the classifier ----------------------------------------------------
 
 
-def build_classifier(settings, tokenizer, language_model, steps_per_epoch, seed):
-    backbone = TextClassifierBackbone(
-        tokenizer.vocabulary_size,
-        embedding_dim=settings.embedding_dim,
-        cell_type="lstm",
-        units=settings.embedding_dim,
-        num_layers=settings.num_layers,
-        bidirectional=False,
-        dropout=settings.clf_dropout,
-        spatial_dropout=settings.clf_spatial_dropout,
-        recurrent_weight_dropout=settings.clf_weight_dropout,
-        pooling=["last", "max", "mean"],
-        seed=seed,
-    )
-    token_ids = backbone.input
-    features = backbone.output
-    if settings.backward:
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        features = backbone(ReverseSequence(name="reverse")(token_ids))
+def build_classifier(settings, tokenizer, language_models, steps_per_epoch, seed):
+    """The classifier on `language_models` (`{direction: model}`), compiled; and its layer groups.
+
+    One `TextClassifierBackbone` per direction (the backward one reverses its
+    input ids); with both, their pooled features are concatenated and layer
+    group `i` holds layer `i` of both directions.
+    """
+    backbones = {
+        direction: TextClassifierBackbone(
+            tokenizer.vocabulary_size,
+            embedding_dim=settings.embedding_dim,
+            cell_type="lstm",
+            units=settings.embedding_dim,
+            num_layers=settings.num_layers,
+            bidirectional=False,
+            dropout=settings.clf_dropout,
+            spatial_dropout=settings.clf_spatial_dropout,
+            recurrent_weight_dropout=settings.clf_weight_dropout,
+            pooling=["last", "max", "mean"],
+            reverse=direction == "backward",
+            seed=None if seed is None else seed + 100 * (direction == "backward"),
+            name=f"{direction}_backbone",
+        )
+        for direction in directions(settings)
+    }
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    pooled = [backbone(token_ids) for backbone in backbones.values()]
+    features = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="pooled")(pooled)
     # ULMFiT's head starts with batch normalisation: the pooled states of a
     # pretrained LSTM differ little from review to review at first.
     features = keras.layers.BatchNormalization(momentum=0.9, name="feature_norm")(features)
@@ -472,8 +504,11 @@ def build_classifier(settings, tokenizer, language_model, steps_per_epoch, seed)
         seed=seed,
     )
     if settings.transfer_weights:
-        transfer_language_model_weights(language_model, model)
-    groups = layer_groups(model)
+        for direction, backbone in backbones.items():
+            transfer_language_model_weights(language_models[direction], backbone)
+    # Bottom first: embeddings, each recurrent layer (both directions together), the head.
+    per_direction = [layer_groups(backbone) for backbone in backbones.values()]
+    groups = [sum(layers, []) for layers in zip(*per_direction)] + [layer_groups(model)[-1]]
     total_steps = settings.clf_epochs * steps_per_epoch
     schedule = SlantedTriangularLearningRate(
         settings.clf_learning_rate, total_steps, cut_fraction=max(0.1, 1 / total_steps)
@@ -500,11 +535,11 @@ def batches(tokenizer, texts, labels, settings, training, seed):
     )  # fmt: skip
 
 
-def classifier_stage(stage, tokenizer, language_model, data, settings, options, timings):
+def classifier_stage(stage, tokenizer, language_models, data, settings, options, timings):
     """Fine-tunes (or resumes) the classifier; returns the best one and its metrics."""
     train = batches(tokenizer, *data["train"], settings, True, options.seed)
     val_texts, val_labels = data["val"]
-    model, groups = build_classifier(settings, tokenizer, language_model, len(train), options.seed)
+    model, groups = build_classifier(settings, tokenizer, language_models, len(train), options.seed)
     print(f"Classifier: {model.count_params():,} parameters; layer groups {groups}")
     accuracy = EpochMetric("val_accuracy", lambda m: score(m, val_texts, val_labels, verbose=0))
     clock = StageClock(
@@ -545,34 +580,31 @@ def score(model, texts, labels, verbose=1):
 # --- outputs --------------------------------------------------------------------
 
 
-def model_names(settings):
-    """The file stems of the language model and the classifier."""
-    suffix = "_backward" if settings.backward else ""
-    return f"imdb_lm{suffix}", f"imdb_ulmfit{suffix}"
-
-
-def write_outputs(run, language_model, classifier, settings, options, metrics, timings):
-    lm_name, classifier_name = model_names(settings)
-    lm_dtype = language_model.save_stateless(run.file(f"{lm_name}.keras"))
-    run.record(f"{lm_name}.keras")
-    classifier_dtype = save_compact(classifier, run.file(f"{classifier_name}.keras"))
+def write_outputs(run, language_models, classifier, settings, options, metrics, timings):
+    files, dtypes = [], {}
+    for direction, language_model in language_models.items():
+        name = f"{LM_NAMES[direction]}.keras"
+        dtypes[f"{LM_METRICS[direction]}weights_dtype"] = language_model.save_stateless(
+            run.file(name)
+        )
+        run.record(name)
+        files.append(name)
+    classifier_name = CLASSIFIER_NAMES[settings.direction]
+    dtypes["classifier_weights_dtype"] = save_compact(
+        classifier, run.file(f"{classifier_name}.keras")
+    )
     run.record(f"{classifier_name}.keras")
     run.write_json(
         f"{classifier_name}.expected.json", expected_outputs(run.file(f"{classifier_name}.keras"))
     )
+    files += [f"{classifier_name}.keras", f"{classifier_name}.expected.json"]
     run.write_json("metrics.json", metrics)
-    dtypes = {"lm_weights_dtype": lm_dtype, "classifier_weights_dtype": classifier_dtype}
     run.write_json("timings.json", {**timings, **dtypes})
     command = command_line("imdb_pretrained")
     run.write_text("model_card.md", card(settings, options, metrics, timings, command))
     if options.publish:
         run.publish(
-            [
-                f"{lm_name}.keras",
-                f"{classifier_name}.keras",
-                f"{classifier_name}.expected.json",
-                "model_card.md",
-            ],
+            [*files, "model_card.md"],
             "saved_models",
             rename={"model_card.md": f"{classifier_name}.md"},
         )
@@ -590,8 +622,15 @@ def expected_outputs(path):
 
 def card(settings, options, metrics, timings, command):
     backend = keras.backend.backend()
-    lm_name, classifier_name = model_names(settings)
-    direction = "backward (last word first)" if settings.backward else "forward"
+    classifier_name = CLASSIFIER_NAMES[settings.direction]
+    language_models = " and ".join(
+        f"`{LM_NAMES[d]}.keras` ({'last word first' if d == 'backward' else 'first word first'})"
+        for d in directions(settings)
+    )
+    perplexities = "; ".join(
+        f"{d} language model validation perplexity {metrics[f'{LM_METRICS[d]}val_perplexity']:.2f}"
+        for d in directions(settings)
+    )
     stages = ", ".join(
         f"{k}: {v['seconds'] / 3600:.2f} h ({v['tokens_per_second']} tokens/s)"
         if isinstance(v, dict) else f"{k}: {v} s"
@@ -600,8 +639,12 @@ def card(settings, options, metrics, timings, command):
     return model_card(
         "IMDB sentiment from a pretrained review language model (ULMFiT)",
         f"`{classifier_name}.keras`: a {settings.num_layers}-layer LSTM classifier fine-tuned "
-        f"from `{lm_name}.keras`, a {direction} word language model pretrained on the IMDB "
-        "reviews.",
+        f"from {language_models}, word language models pretrained on the IMDB reviews"
+        + (
+            " (both directions' pooled features concatenated)."
+            if settings.direction == "both"
+            else "."
+        ),
         intended_use=(
             "Sentiment (negative/positive) of English movie reviews, for research and teaching: "
             f"`kzoo.models.load('{classifier_name}.keras').predict(['A wonderful film.'])`. The language "
@@ -623,8 +666,7 @@ def card(settings, options, metrics, timings, command):
         ),
         metrics=(
             f"Test accuracy {metrics['test_accuracy']:.4f}, validation accuracy "
-            f"{metrics['val_accuracy']:.4f}; language model validation perplexity "
-            f"{metrics['lm_val_perplexity']:.2f}.\n\n"
+            f"{metrics['val_accuracy']:.4f}; {perplexities}.\n\n"
             f"Command: `{command}`"
         ),
         training=(

@@ -496,6 +496,26 @@ def test_a_backbone_nested_in_a_functional_model_still_bounds_the_ids():
         model.predict(np.array([[3, 12]]), verbose=0)
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_reverse_backbone_reads_each_text_from_its_end(bidirectional):
+    args = dict(embedding_dim=5, units=4, cell_type="lstm", num_layers=2, seed=3)
+    args.update(bidirectional=bidirectional, pooling=["last", "max", "mean"])
+    forward = TextClassifierBackbone(12, **args)
+    backward = TextClassifierBackbone(12, reverse=True, **args)
+    backward.set_weights(forward.get_weights())
+    ids = np.array([[2, 3, 4, 5, 0, 0], [6, 7, 8, 9, 10, 11]], dtype="int32")
+    reversed_ids = np.array([[5, 4, 3, 2, 0, 0], [11, 10, 9, 8, 7, 6]], dtype="int32")
+    np.testing.assert_allclose(
+        numpy(backward(ids)), numpy(forward(reversed_ids)), rtol=1e-5, atol=1e-6
+    )
+    # Its layers carry a prefix: a forward and a backward backbone fit in one model.
+    names = {layer.name for layer in backward.layers} - {"token_ids", "reverse"}
+    assert names and all(name.startswith("backward_") for name in names)
+    assert TextClassifierBackbone.from_config(backward.get_config()).reverse is True
+    classifier = TextClassifier(12, reverse=True, **args)
+    assert classifier.backbone.reverse is True
+
+
 def test_summary_and_count_params_count_each_weight_once():
     def unique_parameters(model):
         return sum(int(np.prod(w.shape)) for w in {id(w): w for w in model.weights}.values())

@@ -68,21 +68,32 @@ def test_imdb_pretrained_resumes_after_a_kill_and_learns(imdb_subset, tmp_path):
     assert timings["language_model"]["seconds"] > 0
 
 
+def small_settings(recipe, **kwargs):
+    return recipe.Settings(
+        vocab=12, embedding_dim=4, num_layers=2, lm_batch_size=2, num_sampled=3, maxlen=8,
+        **kwargs,
+    )  # fmt: skip
+
+
+def small_tokenizer():
+    texts = ["a good film", "a bad film", "good acting and a good plot", "bad plot"]
+    return WordTokenizer.from_texts(texts, max_tokens=12, sequence_length=8, truncating="pre")
+
+
 def test_transfer_weights_false_trains_the_same_classifier_from_random_weights():
     recipe = load_recipe("imdb_pretrained.py")
-    texts = ["a good film", "a bad film", "good acting and a good plot", "bad plot"]
-    tokenizer = WordTokenizer.from_texts(texts, max_tokens=12, sequence_length=8, truncating="pre")
+    tokenizer = small_tokenizer()
     language_model = None
     embeddings = {}
     for transfer in (True, False):
-        settings = recipe.Settings(
-            vocab=12, embedding_dim=4, num_layers=1, lm_batch_size=2, num_sampled=3,
-            maxlen=8, transfer_weights=transfer,
-        )  # fmt: skip
+        settings = small_settings(recipe, transfer_weights=transfer)
         if language_model is None:
             language_model = recipe.build_language_model(settings, tokenizer, seed=0)
-        model, _ = recipe.build_classifier(settings, tokenizer, language_model, 10, seed=0)
-        embeddings[transfer] = model.backbone.get_layer("embedding").embeddings.numpy()
+        model, _ = recipe.build_classifier(
+            settings, tokenizer, {"forward": language_model}, 10, seed=0
+        )
+        backbone = model.backbone.get_layer("forward_backbone")
+        embeddings[transfer] = backbone.get_layer("embedding").embeddings.numpy()
     lm_embedding = language_model.get_layer("embedding").embeddings.numpy()
     np.testing.assert_array_equal(embeddings[True], lm_embedding)
     assert not np.allclose(embeddings[False], lm_embedding)
@@ -90,35 +101,58 @@ def test_transfer_weights_false_trains_the_same_classifier_from_random_weights()
 
 def test_backward_classifier_reads_every_review_from_its_end():
     recipe = load_recipe("imdb_pretrained.py")
-    texts = ["a good film", "a bad film", "good acting and a good plot", "bad plot"]
-    tokenizer = WordTokenizer.from_texts(texts, max_tokens=12, sequence_length=8, truncating="pre")
+    tokenizer = small_tokenizer()
     models = {}
-    for backward in (False, True):
-        settings = recipe.Settings(
-            vocab=12, embedding_dim=4, num_layers=2, lm_batch_size=2, num_sampled=3,
-            maxlen=8, backward=backward,
-        )  # fmt: skip
+    for direction in ("forward", "backward"):
+        settings = small_settings(recipe, direction=direction)
         language_model = recipe.build_language_model(settings, tokenizer, seed=0)
-        models[backward], _ = recipe.build_classifier(
-            settings, tokenizer, language_model, 10, seed=0
+        models[direction], _ = recipe.build_classifier(
+            settings, tokenizer, {direction: language_model}, 10, seed=0
         )
-    models[True].set_weights(models[False].get_weights())
+    models["backward"].set_weights(models["forward"].get_weights())
     ids = np.array([[2, 3, 4, 5, 0, 0], [6, 7, 8, 0, 0, 0]], dtype="int32")
     reversed_ids = np.array([[5, 4, 3, 2, 0, 0], [8, 7, 6, 0, 0, 0]], dtype="int32")
     np.testing.assert_allclose(
-        models[True].predict(ids, verbose=0),
-        models[False].predict(reversed_ids, verbose=0),
+        models["backward"].predict(ids, verbose=0),
+        models["forward"].predict(reversed_ids, verbose=0),
         rtol=1e-5, atol=1e-6,
     )  # fmt: skip
-    assert recipe.model_names(settings) == ("imdb_lm_backward", "imdb_ulmfit_backward")
 
 
-def test_backward_run_trains_on_reversed_reviews(imdb_subset, tmp_path):
+def test_both_directions_start_from_their_own_language_model_in_shared_groups():
     recipe = load_recipe("imdb_pretrained.py")
-    argv = [*TINY, "--set", f"data_path={imdb_subset(SUBSET)}", "--set", "backward=true"]
+    tokenizer = small_tokenizer()
+    settings = small_settings(recipe, direction="both")
+    language_models = {
+        direction: recipe.build_language_model(settings, tokenizer, seed=seed)
+        for seed, direction in enumerate(("forward", "backward"))
+    }
+    model, groups = recipe.build_classifier(settings, tokenizer, language_models, 10, seed=0)
+    assert groups[:3] == [
+        ["embedding", "backward_embedding"],
+        ["lstm_0", "backward_lstm_0"],
+        ["lstm_1", "backward_lstm_1"],
+    ]
+    assert groups[3] == ["feature_norm", "hidden", "output"]
+    for direction, prefix in (("forward", ""), ("backward", "backward_")):
+        backbone = model.backbone.get_layer(f"{direction}_backbone")
+        np.testing.assert_array_equal(
+            backbone.get_layer(f"{prefix}embedding").embeddings.numpy(),
+            language_models[direction].get_layer("embedding").embeddings.numpy(),
+        )
+    # The head reads both directions' pooled features: 2 directions x 3 poolings x 4 units.
+    assert model.backbone.output.shape == (None, 24)
+
+
+def test_both_directions_run_end_to_end(imdb_subset, tmp_path):
+    recipe = load_recipe("imdb_pretrained.py")
+    argv = [*TINY, "--set", f"data_path={imdb_subset(SUBSET)}", "--set", "direction=both"]
     argv += ["--set", "lm_epochs=1", "--set", "clf_epochs=1", "--output-dir", str(tmp_path)]
     metrics = recipe.main(argv)
-    assert metrics["lm_val_perplexity"] < 1500  # below the uniform model's vocabulary size
-    for name in ("imdb_lm_backward.keras", "imdb_ulmfit_backward.keras", "model_card.md"):
+    # Both language models beat the uniform model (its perplexity: the vocabulary size).
+    assert metrics["lm_val_perplexity"] < 1500 and metrics["lm_backward_val_perplexity"] < 1500
+    names = ["imdb_lm.keras", "imdb_lm_backward.keras", "imdb_ulmfit_bidirectional.keras"]
+    for name in [*names, "imdb_ulmfit_bidirectional.expected.json", "model_card.md"]:
         assert (tmp_path / name).exists()
-    assert "backward (last word first)" in (tmp_path / "model_card.md").read_text()
+    assert (tmp_path / "language_model_backward" / "best.keras").exists()
+    assert "last word first" in (tmp_path / "model_card.md").read_text()

@@ -8,6 +8,7 @@ from kzoo.layers.pooling import (
     GlobalMaskedAveragePooling1D,
     GlobalMaskedMaxPooling1D,
 )
+from kzoo.layers.reverse_sequence import ReverseSequence
 from kzoo.layers.word_type_dropout import WordTypeDropout
 from kzoo.utils.serialization import register_serializable
 from kzoo.utils.validation import check_bool, check_choice, check_int, check_rate, check_seed
@@ -78,6 +79,12 @@ class TextClassifierBackbone(keras.Model):
         attention_units: hidden size of the attention scorer.
         sequence_length: optional fixed number of time steps of the input
             (default `None`: any length).
+        reverse: read every text from its last token to its first (the
+            valid steps of each row reversed by `kzoo.layers.ReverseSequence`,
+            padding left in place): the backward model of ULMFiT's forward/
+            backward pair, which starts from a language model trained on
+            reversed text. Its layers are named with the prefix `"backward_"`,
+            so a forward and a backward backbone can sit in one model.
         seed: optional int seed of all dropout layers.
         **kwargs: `keras.Model` arguments (`name`, `trainable`).
 
@@ -109,6 +116,7 @@ class TextClassifierBackbone(keras.Model):
         pooling="max",
         attention_units=64,
         sequence_length=None,
+        reverse=False,
         seed=None,
         **kwargs,
     ):
@@ -118,6 +126,8 @@ class TextClassifierBackbone(keras.Model):
         units = check_int(units, "units", minimum=1)
         num_layers = check_int(num_layers, "num_layers", minimum=1)
         bidirectional = check_bool(bidirectional, "bidirectional")
+        reverse = check_bool(reverse, "reverse")
+        prefix = "backward_" if reverse else ""
         rates = {
             name: check_rate(rate, name)
             for name, rate in (
@@ -140,7 +150,7 @@ class TextClassifierBackbone(keras.Model):
 
         # === Layers ===
         embedding = keras.layers.Embedding(
-            vocabulary_size, embedding_dim, mask_zero=True, name="embedding"
+            vocabulary_size, embedding_dim, mask_zero=True, name=f"{prefix}embedding"
         )
         needs_sequence = any(name != "last" for name in poolings)
         needs_last = "last" in poolings
@@ -156,15 +166,15 @@ class TextClassifierBackbone(keras.Model):
                 # AWD-LSTM weight drop: one mask per call, from the cell's seed.
                 recurrent_weight_dropout=rates["recurrent_weight_dropout"],
                 seed=seed_for(10 + i),
-                name=f"{cell_type}_{i}",
+                name=f"{prefix}{cell_type}_{i}",
             )
             if bidirectional:
-                layer = Bidirectional(layer, name=f"bidirectional_{i}")
+                layer = Bidirectional(layer, name=f"{prefix}bidirectional_{i}")
             recurrent_layers.append(layer)
         pooling_layers = {
-            "max": GlobalMaskedMaxPooling1D(name="max_pooling"),
-            "mean": GlobalMaskedAveragePooling1D(name="mean_pooling"),
-            "attention": AttentionPooling1D(attention_units, name="attention_pooling"),
+            "max": GlobalMaskedMaxPooling1D(name=f"{prefix}max_pooling"),
+            "mean": GlobalMaskedAveragePooling1D(name=f"{prefix}mean_pooling"),
+            "attention": AttentionPooling1D(attention_units, name=f"{prefix}attention_pooling"),
         }
 
         # === Functional model ===
@@ -175,8 +185,10 @@ class TextClassifierBackbone(keras.Model):
                 rates["word_type_dropout"],
                 vocabulary_size,
                 seed=seed_for(4),
-                name="word_type_dropout",
+                name=f"{prefix}word_type_dropout",
             )(ids)
+        if reverse:
+            ids = ReverseSequence(name="reverse")(ids)
         x = embedding(ids)  # (batch, time, embedding_dim), mask (batch, time)
         if rates["embedding_dropout"] > 0:
             # One draw per (sequence, token), shared by all channels.
@@ -184,11 +196,11 @@ class TextClassifierBackbone(keras.Model):
                 rates["embedding_dropout"],
                 noise_shape=(None, None, 1),
                 seed=seed_for(0),
-                name="embedding_dropout",
+                name=f"{prefix}embedding_dropout",
             )(x)
         if rates["spatial_dropout"] > 0:
             x = keras.layers.SpatialDropout1D(
-                rates["spatial_dropout"], seed=seed_for(1), name="spatial_dropout"
+                rates["spatial_dropout"], seed=seed_for(1), name=f"{prefix}spatial_dropout"
             )(x)
         for layer in recurrent_layers:
             x = layer(x)
@@ -198,7 +210,7 @@ class TextClassifierBackbone(keras.Model):
             x, *states = x
             last = states[0]
             if bidirectional:
-                last = keras.layers.Concatenate(name="last_states")(
+                last = keras.layers.Concatenate(name=f"{prefix}last_states")(
                     [states[0], states[len(states) // 2]]
                 )
         elif needs_last:
@@ -206,7 +218,7 @@ class TextClassifierBackbone(keras.Model):
         features = [last if name == "last" else pooling_layers[name](x) for name in poolings]
         pooled = features[0]
         if len(features) > 1:
-            pooled = keras.layers.Concatenate(name="pooled")(features)
+            pooled = keras.layers.Concatenate(name=f"{prefix}pooled")(features)
         super().__init__(inputs=token_ids, outputs=pooled, **kwargs)
 
         # === Config ===
@@ -225,6 +237,7 @@ class TextClassifierBackbone(keras.Model):
         self.pooling = pooling
         self.attention_units = attention_units
         self.sequence_length = sequence_length
+        self.reverse = reverse
         self.seed = seed
 
     def get_config(self):
@@ -246,6 +259,7 @@ class TextClassifierBackbone(keras.Model):
             "pooling": self.pooling,
             "attention_units": self.attention_units,
             "sequence_length": self.sequence_length,
+            "reverse": self.reverse,
             "seed": self.seed,
         }
 

@@ -28,6 +28,7 @@ BACKBONE_ARGUMENTS = (
     "pooling",
     "attention_units",
     "sequence_length",
+    "reverse",
 )
 # Names used by files saved before the renames (`from_config` accepts them).
 OLD_NAMES = {"cell": "cell_type", "hidden_units": "head_units"}
@@ -58,7 +59,7 @@ class TextClassifier(Task, CheckedTokenInputs, keras.Model):
             bidirectional, dropout, recurrent_dropout,
             recurrent_weight_dropout, embedding_dropout, spatial_dropout,
             word_type_dropout, pooling, attention_units,
-            sequence_length: the backbone's arguments (see
+            sequence_length, reverse: the backbone's arguments (see
             `TextClassifierBackbone`), when `backbone` is not given.
         backbone: a `TextClassifierBackbone` (or another functional model
             from ids to `(batch, features)`), instead of the arguments above.
