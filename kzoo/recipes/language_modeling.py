@@ -27,6 +27,7 @@ temperatures), `model_card` (the five sections of every kzoo model card) and
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -36,6 +37,7 @@ import numpy as np
 from kzoo.models.language_model.preprocessor import bptt_batches
 from kzoo.recipes.callbacks import BestModel, EpochMetric, training_callbacks
 from kzoo.recipes.training_backup import fit_resumable
+from kzoo.utils import atomic_write
 from kzoo.utils.validation import check_bool, check_choice, check_int, check_seed
 
 CARD_SECTIONS = ("Intended use", "Limitations", "Data", "Metrics", "Training")
@@ -200,25 +202,39 @@ class StreamScore(EpochMetric):
 
 
 class TokenThroughput(keras.callbacks.Callback):
-    """Measures training tokens per second, epoch by epoch.
+    """Measures training tokens per second, epoch by epoch, across resumed runs.
 
     An epoch's time runs from its start to its end before the callbacks after
     this one (put it first, so validation scoring is not counted); the first
-    epoch of a process includes the compilation.
+    epoch of a process includes the compilation. With `path`, every epoch's
+    measurement is also written to that JSON file (atomically) and, with
+    `resume`, the file's earlier epochs are read back, so a run that spans
+    several processes reports all its epochs (an epoch trained again after a
+    kill counts once, with its last time).
 
     Args:
         tokens_per_batch: target tokens in one training batch
             (`batch_size * sequence_length`).
+        path: optional JSON file that keeps the measurements.
+        resume: whether the measurements already in `path` are continued.
 
     Attributes:
-        epochs: list of `(epoch, seconds, tokens)`, one per epoch trained in
-            this process.
+        epochs: list of `(epoch, seconds, tokens)`, sorted by epoch.
     """
 
-    def __init__(self, tokens_per_batch):
+    def __init__(self, tokens_per_batch, path=None, resume=False):
         super().__init__()
         self.tokens_per_batch = check_int(tokens_per_batch, "tokens_per_batch", minimum=1)
-        self.epochs = []
+        self.path = path
+        self._by_epoch = {}
+        if path is not None and resume and os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                stored = json.load(f)["epochs"]
+            self._by_epoch = {int(e): (int(e), float(s), int(t)) for e, s, t in stored}
+
+    @property
+    def epochs(self):
+        return [self._by_epoch[e] for e in sorted(self._by_epoch)]
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._batches = time.perf_counter(), 0
@@ -228,20 +244,23 @@ class TokenThroughput(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
-        self.epochs.append((epoch, seconds, self._batches * self.tokens_per_batch))
+        self._by_epoch[epoch] = (epoch, seconds, self._batches * self.tokens_per_batch)
+        if self.path is not None:
+            atomic_write.write_json(self.path, {"epochs": [list(e) for e in self.epochs]})
 
     def summary(self):
-        """`{"train_seconds", "train_tokens", "tokens_per_second", ...}` of this process."""
-        seconds = sum(s for _, s, _ in self.epochs)
-        tokens = sum(t for _, _, t in self.epochs)
+        """`{"train_seconds", "train_tokens", "tokens_per_second", ...}` of the measured epochs."""
+        epochs = self.epochs
+        seconds = sum(s for _, s, _ in epochs)
+        tokens = sum(t for _, _, t in epochs)
         summary = {
-            "epochs_trained": len(self.epochs),
+            "epochs_trained": len(epochs),
             "train_seconds": round(seconds, 2),
             "train_tokens": tokens,
             "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
         }
-        if len(self.epochs) > 1:  # without the first epoch's compilation
-            rest = self.epochs[1:]
+        if len(epochs) > 1:  # without the first epoch's compilation
+            rest = epochs[1:]
             summary["tokens_per_second_after_first_epoch"] = round(
                 sum(t for _, _, t in rest) / sum(s for _, s, _ in rest), 1
             )
@@ -272,9 +291,12 @@ def fit_language_model(model, train, run, score, epochs, patience, resume, callb
 
     Returns:
         `(best, throughput)`: the `BestModel` callback (`best.best_epoch`,
-        0-based) and the `TokenThroughput` of this process.
+        0-based) and the `TokenThroughput` of the run's epochs (kept in
+        `throughput.json`, so a resumed run reports the earlier processes' too).
     """
-    throughput = TokenThroughput(train.batch_size * train.sequence_length)
+    throughput = TokenThroughput(
+        train.batch_size * train.sequence_length, path=run.file("throughput.json"), resume=resume
+    )
     kept, backup = training_callbacks(
         run,
         monitor=score.name,

@@ -117,6 +117,28 @@ def test_fit_on_windows_learns_a_repeating_stream():
     assert summary["tokens_per_second"] > 0
 
 
+def test_throughput_is_kept_across_resumed_processes(tmp_path):
+    path = str(tmp_path / "throughput.json")
+    first = lm.TokenThroughput(10, path=path)
+    for epoch in (0, 1):
+        first.on_epoch_begin(epoch)
+        for batch in range(3):
+            first.on_train_batch_end(batch)
+        first.on_epoch_end(epoch)
+    # A new process resuming the run: epoch 1 is trained again (killed before its backup).
+    second = lm.TokenThroughput(10, path=path, resume=True)
+    assert [e for e, _, _ in second.epochs] == [0, 1]
+    for epoch in (1, 2):
+        second.on_epoch_begin(epoch)
+        second.on_train_batch_end(0)
+        second.on_epoch_end(epoch)
+    summary = second.summary()
+    assert summary["epochs_trained"] == 3
+    assert summary["train_tokens"] == 30 + 10 + 10  # epoch 1 counts once, with its last run
+    # Without `resume` the file's epochs are not continued.
+    assert lm.TokenThroughput(10, path=path).epochs == []
+
+
 def test_sample_texts_is_seeded():
     model = LanguageModel(vocabulary=list("ab c"), embedding_dim=4, units=4, num_layers=1)
     first = lm.sample_texts(model, "a", (0.5, 1.0), max_length=12, seed=3)

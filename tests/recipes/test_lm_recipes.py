@@ -6,6 +6,7 @@ epoch, resumed) with TensorFlow unimportable on JAX and PyTorch, compares the
 final metrics, and checks that the model beat the uniform distribution.
 """
 
+import json
 import math
 
 from tests.recipes.kill_resume import check_kill_and_resume
@@ -48,3 +49,7 @@ def test_word_lm_resumes_after_a_kill_and_learns(offline_data, tmp_path):
     assert metrics["test_tokens"] == 400  # every token, <eos> included
     assert metrics["test_perplexity"] < metrics["uniform_perplexity"] / 5
     assert metrics["valid_perplexity"] < metrics["uniform_perplexity"] / 5
+    # The resumed run's timings cover the epochs of both processes.
+    with open(tmp_path / "resumed" / "timings.json") as f:
+        timings = json.load(f)
+    assert timings["epochs_trained"] == 2 and timings["train_seconds"] > 0
