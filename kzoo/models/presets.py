@@ -122,6 +122,15 @@ _PRESETS = (
         description="Word-level 2x200 LSTM language model of Penn Treebank (Zaremba small).",
     ),
     Preset(
+        name="word_lm_ptb_awd_small",
+        task_class="LanguageModel",
+        file="word_lm_ptb_awd_small.keras",
+        sha256="594b4c621d2fd0e6500e151b3a36caca87771b3eb05a83f25f76d6a10726a79c",
+        metrics={"validation_perplexity": 98.24, "test_perplexity": 95.69},
+        card="word_lm_ptb_awd_small.md",
+        description="Word-level 2x200 tied LSTM of Penn Treebank with AWD-LSTM regularisation.",
+    ),
+    Preset(
         name="translate_spa_eng",
         task_class="Seq2Seq",
         file="translate_spa_eng.keras",

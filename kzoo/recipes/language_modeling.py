@@ -405,8 +405,8 @@ def training_section(settings, model, dtype, throughput):
     return (
         f"- Settings: `{dataclasses.asdict(settings)}`\n"
         f"- Backend: {keras.backend.backend()}; hardware: {os.cpu_count()} CPU cores; "
-        f"training in this process: {timings['epochs_trained']} epoch(s), "
-        f"{timings['train_seconds']:.0f} s, {timings['tokens_per_second']} tokens/s\n"
+        f"training time measured over {timings['epochs_trained']} epoch(s) (all processes of "
+        f"the run): {timings['train_seconds']:.0f} s, {timings['tokens_per_second']} tokens/s\n"
         f"- Parameters: {model.count_params():,}; weights stored as {dtype}"
     )
 

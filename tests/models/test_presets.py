@@ -37,7 +37,7 @@ def no_base_url(monkeypatch):
 
 def test_every_preset_is_complete_and_resolves_offline_with_its_hash(tmp_path):
     names = kzoo.models.list_presets()
-    assert names == sorted(presets.PRESETS) and len(names) == 11
+    assert names == sorted(presets.PRESETS) and len(names) == 12
     for name in names:
         preset = kzoo.models.get_preset(name)
         task_class = getattr(kzoo.models, preset.task_class)
@@ -135,6 +135,7 @@ SOURCES = ["Tom está en la cocina.", "¿Dónde está la estación?"]
 PROMPTS = {
     "char_lm_tinyshakespeare": ("ROMEO:", 60),
     "word_lm_ptb_small": ("the company said", 12),
+    "word_lm_ptb_awd_small": ("the company said", 12),
     "imdb_lm": ("this movie was", 12),
 }
 
