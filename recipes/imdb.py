@@ -41,7 +41,7 @@ import time
 import keras
 import numpy as np
 
-from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
+from kzoo.datasets.imdb import load_texts
 from kzoo.models import TextClassifier, load
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.models.text_classifier.text_classifier import BACKBONE_ARGUMENTS
@@ -56,6 +56,7 @@ from kzoo.recipes import (
     start_run,
     training_callbacks,
 )
+from kzoo.recipes.expected_outputs import sample_probabilities
 from kzoo.utils.atomic_write import atomic_path
 from kzoo.utils.bucketing import BucketedBatches
 from kzoo.utils.optional import require
@@ -384,14 +385,7 @@ def read_log(path):
 def write_outputs(run, model, settings, options, metrics, timings, argv):
     run.save_model("model.keras", model)
     reloaded = load(run.file("model.keras"))
-    run.write_json(
-        "model.expected.json",
-        {
-            "backend": keras.backend.backend(),
-            "texts": list(SAMPLE_TEXTS),
-            "probabilities": reloaded.predict(list(SAMPLE_TEXTS))[:, 0].tolist(),
-        },
-    )
+    run.write_json("model.expected.json", sample_probabilities(reloaded))
     run.write_json("metrics.json", metrics)
     with open(run.file("log.csv"), newline="", encoding="utf-8") as f:
         timings["epoch_seconds"] = [float(r["seconds"]) for r in csv.DictReader(f)]

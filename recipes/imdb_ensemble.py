@@ -33,9 +33,10 @@ import keras
 import numpy as np
 
 import kzoo.models
-from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
+from kzoo.datasets.imdb import load_texts
 from kzoo.models.saving import store_weights_as_float16
 from kzoo.recipes import parse_settings, start_run
+from kzoo.recipes.expected_outputs import sample_probabilities
 from kzoo.utils.atomic_write import atomic_path
 
 
@@ -85,14 +86,7 @@ def main(argv=None):
 
     run.write_json("metrics.json", metrics)
     run.write_json("timings.json", {"seconds": time.time() - start})
-    run.write_json(
-        "model.expected.json",
-        {
-            "backend": keras.backend.backend(),
-            "texts": list(SAMPLE_TEXTS),
-            "probabilities": saved.predict(list(SAMPLE_TEXTS)).tolist(),
-        },
-    )
+    run.write_json("model.expected.json", sample_probabilities(saved))
     command = sys.argv[1:] if argv is None else argv
     run.write_text("model_card.md", model_card(metrics, run.file("model.keras"), command))
     if options.publish:

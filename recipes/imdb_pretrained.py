@@ -49,7 +49,7 @@ import time
 import keras
 import numpy as np
 
-from kzoo.datasets.imdb import SAMPLE_TEXTS, load_texts
+from kzoo.datasets.imdb import load_texts
 from kzoo.models import LanguageModel, TextClassifier, TextClassifierBackbone, load
 from kzoo.models.saving import save_compact
 from kzoo.models.text_classifier import TextClassifierPreprocessor
@@ -65,6 +65,7 @@ from kzoo.recipes import (
     start_run,
     training_callbacks,
 )
+from kzoo.recipes.expected_outputs import sample_probabilities
 from kzoo.recipes.language_modeling import BPTTWindows, ResetStates, StreamScore, model_card
 from kzoo.training import (
     DiscriminativeOptimizer,
@@ -595,7 +596,8 @@ def write_outputs(run, language_models, classifier, settings, options, metrics, 
     )
     run.record(f"{classifier_name}.keras")
     run.write_json(
-        f"{classifier_name}.expected.json", expected_outputs(run.file(f"{classifier_name}.keras"))
+        f"{classifier_name}.expected.json",
+        sample_probabilities(load(run.file(f"{classifier_name}.keras"))),
     )
     files += [f"{classifier_name}.keras", f"{classifier_name}.expected.json"]
     run.write_json("metrics.json", metrics)
@@ -608,16 +610,6 @@ def write_outputs(run, language_models, classifier, settings, options, metrics, 
             "saved_models",
             rename={"model_card.md": f"{classifier_name}.md"},
         )
-
-
-def expected_outputs(path):
-    """The saved classifier's probabilities of fixed texts, checked on every backend by the tests."""
-    reloaded = load(path)
-    return {
-        "backend": keras.backend.backend(),
-        "texts": list(SAMPLE_TEXTS),
-        "probabilities": reloaded.predict(list(SAMPLE_TEXTS))[:, 0].tolist(),
-    }
 
 
 def card(settings, options, metrics, timings, command):

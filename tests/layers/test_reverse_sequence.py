@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import kzoo
+from kzoo.utils.atomic_write import save_model
 from tests.harness import to_numpy
 
 
@@ -95,7 +96,7 @@ def test_serialization_round_trip(tmp_path):
     ids = keras.Input(shape=(None,), dtype="int32")
     model = keras.Model(ids, kzoo.layers.ReverseSequence(padding_id=0, name="rev")(ids))
     path = str(tmp_path / "m.keras")
-    model.save(path)
+    save_model(model, path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(to_numpy(loaded(_ids())), _reference(_ids(), _ids() != 0))
     assert loaded.get_layer("rev").get_config()["padding_id"] == 0

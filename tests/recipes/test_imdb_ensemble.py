@@ -49,6 +49,7 @@ def test_a_forward_and_a_backward_classifier_average_into_one(tmp_path):
 
     from kzoo.layers import ReverseSequence
     from kzoo.models import TextClassifierBackbone, load
+    from kzoo.utils.atomic_write import save_model
 
     token_ids = keras.Input((None,), dtype="int32", name="token_ids")
     inner = TextClassifierBackbone(len(WORDS), embedding_dim=6, units=5, pooling=["last"], seed=3)
@@ -58,7 +59,7 @@ def test_a_forward_and_a_backward_classifier_average_into_one(tmp_path):
         seed=3,
     )
     path = str(tmp_path / "backward.keras")
-    backward.save(path)
+    save_model(backward, path)
     members = [member(1), load(path)]
     ensemble = load_recipe("imdb_ensemble.py").build_ensemble(members, "fwd_bwd")
     expected = np.mean([m.predict(TEXTS)[:, 0] for m in members], axis=0)
