@@ -369,7 +369,7 @@ class StageClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
-        self.epoch_seconds[str(epoch)] = round(seconds, 2)
+        self.epoch_seconds[str(epoch)] = round(seconds, 4)
         self.stage.write_json("clock.json", {"epoch_seconds": self.epoch_seconds})
         mean = sum(self.epoch_seconds.values()) / len(self.epoch_seconds)
         left = (self.epochs - epoch - 1) * mean
@@ -383,7 +383,7 @@ class StageClock(keras.callbacks.Callback):
         seconds = sum(self.epoch_seconds.values())
         trained = len(self.epoch_seconds)
         rate = trained * self.tokens_per_epoch / seconds if seconds else None
-        return {"epochs_trained": trained, "seconds": round(seconds, 1),
+        return {"epochs_trained": trained, "seconds": round(seconds, 3),
                 "tokens_per_second": None if rate is None else round(rate)}  # fmt: skip
 
 
