@@ -36,7 +36,10 @@ stateless), `imdb_ulmfit.keras` (the classifier) with `imdb_ulmfit.expected.json
 the stages' folders. `--set direction=backward` trains ULMFiT's backward
 model instead (`language_model_backward/`, `imdb_lm_backward.keras`,
 `imdb_ulmfit_backward.*`); `--set direction=both` trains both language models
-and one classifier on both (`imdb_ulmfit_bidirectional.*`). `--publish` copies
+and one classifier on both (`imdb_ulmfit_bidirectional.*`); `--set teacher=<classifier>`
+adds the unlabelled reviews to the classifier's training data, with that
+classifier's probabilities as soft targets (distillation; `teacher/`,
+`*_distilled.*`). `--publish` copies
 the models, the expected probabilities and the card to `saved_models/`. Set `KZOO_DATA_DIR`
 to a folder holding `aclImdb_v1.tar.gz` to work offline.
 """
@@ -72,6 +75,7 @@ from kzoo.training import (
     GradualUnfreezing,
     SlantedTriangularLearningRate,
     layer_groups,
+    thresholded_binary_accuracy,
     transfer_language_model_weights,
 )
 from kzoo.utils.atomic_write import atomic_path
@@ -147,6 +151,17 @@ class Settings:
     )
     head_units: int = setting(50, "ReLU layer of the head (0: none)", min=0)
     head_dropout: float = setting(0.1, "dropout in the head", **RATE)
+    # Distillation
+    teacher: str | None = setting(
+        None,
+        "a raw-text IMDB classifier (a .keras path or a preset name, e.g. a forward + "
+        "backward ensemble) whose probabilities of the unlabelled reviews become the soft "
+        "targets of extra training reviews: the classifier learns from the teacher "
+        "(None: labelled reviews only)",
+    )
+    teacher_reviews: int | None = setting(
+        None, "unlabelled reviews the teacher labels (None: all the language model's)", min=1
+    )
 
 
 QUICK = {
@@ -182,6 +197,7 @@ def main(argv=None):
     timings = {}
     data = load_reviews(settings, options.seed, timings)
     names = ["vocabulary", *(LM_STAGES[d] for d in directions(settings)), "classifier"]
+    names += ["teacher"] if settings.teacher is not None else []
     stages = {name: RunFolder(os.path.join(run.path, name)) for name in names}
     tokenizer, streams = vocabulary_stage(stages["vocabulary"], data, settings, options, timings)
     language_models, lm_metrics = {}, {}
@@ -190,9 +206,13 @@ def main(argv=None):
             stages[LM_STAGES[direction]], tokenizer, streams, direction, settings, options, timings
         )
         lm_metrics.update(metrics)
+    targets = None
+    if settings.teacher is not None:
+        targets = teacher_stage(stages["teacher"], data, settings, options, timings)
     classifier, clf_metrics = classifier_stage(
-        stages["classifier"], tokenizer, language_models, data, settings, options, timings
-    )
+        stages["classifier"], tokenizer, language_models, data, targets, settings, options,
+        timings,
+    )  # fmt: skip
     start = time.time()
     test_accuracy = score(classifier, *data["test"])
     timings["test_seconds"] = round(time.time() - start, 1)
@@ -227,6 +247,12 @@ CLASSIFIER_NAMES = {
     "backward": "imdb_ulmfit_backward",
     "both": "imdb_ulmfit_bidirectional",
 }
+
+
+def classifier_file_stem(settings):
+    """`imdb_ulmfit[_backward|_bidirectional]`, with `_distilled` when a teacher labelled reviews."""
+    stem = CLASSIFIER_NAMES[settings.direction]
+    return stem + "_distilled" if settings.teacher is not None else stem
 
 
 # --- data ---------------------------------------------------------------------
@@ -267,6 +293,9 @@ def load_reviews(settings, seed, timings):
     }
     data = {key: ([texts[i] for i in r], labels[r]) for key, r in rows.items()}
     data["test"] = ([test_texts[i] for i in test_rows], test_labels[test_rows])
+    if settings.teacher is not None:  # the teacher labels the language model's unlabelled reviews
+        rows = unlabelled[:-split][: settings.teacher_reviews]
+        data["unlabelled"] = ([texts[i] for i in rows], labels[rows])
     print(", ".join(f"{len(v[0])} {k}" for k, v in data.items()) + " reviews")
     timings["load_seconds"] = round(time.time() - start, 1)
     return data
@@ -519,7 +548,10 @@ def build_classifier(settings, tokenizer, language_models, steps_per_epoch, seed
         groups,
         factor=settings.lr_factor,
     )
-    model.compile(optimizer=optimizer)  # binary cross-entropy and accuracy (the defaults)
+    # Binary cross-entropy (the default) takes soft targets as they are; the
+    # accuracy counts a prediction on the target's side of 0.5 as right.
+    accuracy = keras.metrics.MeanMetricWrapper(thresholded_binary_accuracy, name="accuracy")
+    model.compile(optimizer=optimizer, metrics=[accuracy])
     return model, groups
 
 
@@ -536,9 +568,54 @@ def batches(tokenizer, texts, labels, settings, training, seed):
     )  # fmt: skip
 
 
-def classifier_stage(stage, tokenizer, language_models, data, settings, options, timings):
-    """Fine-tunes (or resumes) the classifier; returns the best one and its metrics."""
-    train = batches(tokenizer, *data["train"], settings, True, options.seed)
+def teacher_stage(stage, data, settings, options, timings):
+    """The teacher's positive-class probabilities of `data["unlabelled"]` (computed once, then read)."""
+    texts = data["unlabelled"][0]
+    identity = {"teacher": settings.teacher, "reviews": len(texts)}
+    done = stage.file("teacher.json")
+    if options.resume and os.path.exists(done):
+        with open(done, encoding="utf-8") as f:
+            saved = json.load(f)
+        if saved != identity:
+            raise ValueError(
+                f"{stage.path} holds the probabilities of another teacher: {saved}; this run "
+                f"asks for {identity}. Use another --name, or delete that folder to relabel."
+            )
+        print(f"Resuming: the teacher's probabilities in {stage.path}")
+        return np.load(stage.file("probabilities.npy"))
+    start = time.time()
+    teacher = load(settings.teacher, compile=False)
+    if getattr(teacher, "task", None) != "classify" or teacher.num_classes != 2:
+        raise ValueError(
+            f"teacher={settings.teacher!r} must be a two-class kzoo classifier of raw text "
+            f"(a TextClassifier or TextPipeline); it is a {type(teacher).__name__}"
+            + (f" with {teacher.num_classes} classes." if hasattr(teacher, "num_classes") else ".")
+        )
+    print(f"Teacher {settings.teacher}: labelling {len(texts)} unlabelled reviews")
+    # (n, 1) from a TextClassifier, (n,) from a TextPipeline such as an ensemble
+    probabilities = np.reshape(teacher.predict(texts, batch_size=128), (-1,)).astype("float32")
+    with atomic_path(stage.file("probabilities.npy")) as temporary:
+        with open(temporary, "wb") as f:
+            np.save(f, probabilities)
+    stage.record("probabilities.npy")
+    stage.write_json("teacher.json", identity)  # last: marks the stage done
+    timings["teacher_seconds"] = round(time.time() - start, 1)
+    print(f"Teacher: {np.mean(probabilities > 0.5):.1%} of the unlabelled reviews positive")
+    return probabilities
+
+
+def classifier_stage(stage, tokenizer, language_models, data, targets, settings, options,
+                     timings):  # fmt: skip
+    """Fine-tunes (or resumes) the classifier; returns the best one and its metrics.
+
+    With `targets` (the teacher's probabilities of `data["unlabelled"]`) those
+    reviews join the labelled training reviews, with soft targets.
+    """
+    texts, labels = data["train"]
+    if targets is not None:
+        texts = [*texts, *data["unlabelled"][0]]
+        labels = np.concatenate([labels.astype("float32"), targets.astype("float32")])
+    train = batches(tokenizer, texts, labels, settings, True, options.seed)
     val_texts, val_labels = data["val"]
     model, groups = build_classifier(settings, tokenizer, language_models, len(train), options.seed)
     print(f"Classifier: {model.count_params():,} parameters; layer groups {groups}")
@@ -590,7 +667,7 @@ def write_outputs(run, language_models, classifier, settings, options, metrics, 
         )
         run.record(name)
         files.append(name)
-    classifier_name = CLASSIFIER_NAMES[settings.direction]
+    classifier_name = classifier_file_stem(settings)
     dtypes["classifier_weights_dtype"] = save_compact(
         classifier, run.file(f"{classifier_name}.keras")
     )
@@ -614,7 +691,7 @@ def write_outputs(run, language_models, classifier, settings, options, metrics, 
 
 def card(settings, options, metrics, timings, command):
     backend = keras.backend.backend()
-    classifier_name = CLASSIFIER_NAMES[settings.direction]
+    classifier_name = classifier_file_stem(settings)
     language_models = " and ".join(
         f"`{LM_NAMES[d]}.keras` ({'last word first' if d == 'backward' else 'first word first'})"
         for d in directions(settings)
@@ -653,7 +730,14 @@ def card(settings, options, metrics, timings, command):
             f"training reviews), validated on {metrics['lm_valid_reviews']:,} held-out unlabelled "
             f"reviews; the classifier trains on {metrics['train_reviews']:,} labelled reviews, "
             f"validated on {metrics['val_reviews']:,} (the last 10% of review ids of each class: "
-            f"other movies), tested on {metrics['test_reviews']:,} test reviews.\n\n"
+            f"other movies), tested on {metrics['test_reviews']:,} test reviews."
+            + (
+                f" The classifier also trains on {metrics['unlabelled_reviews']:,} unlabelled "
+                f"reviews, its targets the probabilities of the teacher `{settings.teacher}`."
+                if settings.teacher is not None
+                else ""
+            )
+            + "\n\n"
             "Licence: the IMDB dataset is provided for research use (Maas et al., 2011)."
         ),
         metrics=(

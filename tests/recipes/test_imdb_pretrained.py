@@ -7,10 +7,15 @@ whole archive takes a minute), on this backend, with TensorFlow unimportable on 
 
 import csv
 import json
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
+from kzoo.models import TextClassifier, load
+from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.preprocessing import WordTokenizer
+from kzoo.recipes import RunFolder
 from tests.recipes.kill_resume import check_kill_and_resume
 from tests.recipes.recipe_module import load_recipe
 
@@ -156,3 +161,56 @@ def test_both_directions_run_end_to_end(imdb_subset, tmp_path):
         assert (tmp_path / name).exists()
     assert (tmp_path / "language_model_backward" / "best.keras").exists()
     assert "last word first" in (tmp_path / "model_card.md").read_text()
+
+
+def teacher_file(path, seed):
+    """A small raw-text classifier (random weights) saved as a teacher."""
+    words = ["", "[UNK]", "good", "great", "bad", "awful", "film", "plot", "acting"]
+    teacher = TextClassifier(
+        len(words), embedding_dim=4, units=3, pooling=["max"], seed=seed,
+        preprocessor=TextClassifierPreprocessor(WordTokenizer(words, sequence_length=40)),
+    )  # fmt: skip
+    teacher.save(path)
+    return str(path)
+
+
+def test_a_teacher_labels_the_unlabelled_reviews_and_the_classifier_learns_from_them(
+    imdb_subset, tmp_path, capsys
+):
+    recipe = load_recipe("imdb_pretrained.py")
+    data_path = imdb_subset(SUBSET)
+    teacher = teacher_file(tmp_path / "teacher.keras", seed=3)
+    argv = [*TINY, "--set", f"data_path={data_path}", "--set", f"teacher={teacher}"]
+    argv += ["--set", "lm_epochs=1", "--set", "clf_epochs=1", "--output-dir", str(tmp_path / "run")]
+    metrics = recipe.main(argv)
+    # The language model's unlabelled reviews (160 read, 20 held out for its validation).
+    assert metrics["unlabelled_reviews"] == 140
+    assert "Tokenizing 320 reviews" in capsys.readouterr().out  # 180 labelled + 140 unlabelled
+    settings = recipe.Settings(data_path=data_path, lm_valid_reviews=20, teacher=teacher)
+    texts = recipe.load_reviews(settings, 0, {})["unlabelled"][0]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "run" / "teacher" / "probabilities.npy"),
+        load(teacher).predict(texts)[:, 0],
+        atol=1e-6,
+    )
+    for name in ("imdb_ulmfit_distilled.keras", "imdb_ulmfit_distilled.expected.json"):
+        assert (tmp_path / "run" / name).exists()
+    assert "teacher" in (tmp_path / "run" / "model_card.md").read_text()
+    # Resumed with another teacher, the run refuses the stored probabilities.
+    other = teacher_file(tmp_path / "other.keras", seed=4)
+    argv[argv.index(f"teacher={teacher}")] = f"teacher={other}"
+    with pytest.raises(ValueError, match="another teacher"):
+        recipe.main(argv)
+
+
+def test_a_teacher_that_is_not_a_two_class_text_classifier_is_refused(tmp_path):
+    recipe = load_recipe("imdb_pretrained.py")
+    tokenizer = small_tokenizer()
+    settings = small_settings(recipe)
+    recipe.build_language_model(settings, tokenizer, seed=0).save(tmp_path / "lm.keras")
+    settings = small_settings(recipe, teacher=str(tmp_path / "lm.keras"))
+    data = {"unlabelled": (["a good film"], np.array([-1]))}
+    with pytest.raises(ValueError, match="two-class kzoo classifier of raw text"):
+        recipe.teacher_stage(
+            RunFolder(str(tmp_path / "teacher")), data, settings, SimpleNamespace(resume=True), {}
+        )
