@@ -16,6 +16,7 @@ from kzoo.models import TextClassifier, load
 from kzoo.models.text_classifier import TextClassifierPreprocessor
 from kzoo.preprocessing import WordTokenizer
 from kzoo.recipes import RunFolder
+from kzoo.utils.atomic_write import save_model
 from tests.recipes.kill_resume import check_kill_and_resume
 from tests.recipes.recipe_module import load_recipe
 
@@ -170,7 +171,7 @@ def teacher_file(path, seed):
         len(words), embedding_dim=4, units=3, pooling=["max"], seed=seed,
         preprocessor=TextClassifierPreprocessor(WordTokenizer(words, sequence_length=40)),
     )  # fmt: skip
-    teacher.save(path)
+    save_model(teacher, path)
     return str(path)
 
 
@@ -207,7 +208,7 @@ def test_a_teacher_that_is_not_a_two_class_text_classifier_is_refused(tmp_path):
     recipe = load_recipe("imdb_pretrained.py")
     tokenizer = small_tokenizer()
     settings = small_settings(recipe)
-    recipe.build_language_model(settings, tokenizer, seed=0).save(tmp_path / "lm.keras")
+    save_model(recipe.build_language_model(settings, tokenizer, seed=0), tmp_path / "lm.keras")
     settings = small_settings(recipe, teacher=str(tmp_path / "lm.keras"))
     data = {"unlabelled": (["a good film"], np.array([-1]))}
     with pytest.raises(ValueError, match="two-class kzoo classifier of raw text"):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from kzoo.training import thresholded_binary_accuracy
+from kzoo.utils.atomic_write import save_model
 from tests.harness import to_numpy
 
 
@@ -37,7 +38,7 @@ def test_a_compiled_model_reports_it_and_reloads(tmp_path):
     result = model.evaluate(x, soft, verbose=0, return_dict=True)
     expected = np.mean(model.predict(x, verbose=0)[:, 0] > 0.5)
     np.testing.assert_allclose(result["accuracy"], expected, atol=1e-6)
-    model.save(tmp_path / "m.keras")
+    save_model(model, tmp_path / "m.keras")
     reloaded = keras.saving.load_model(tmp_path / "m.keras")  # the registered function resolves
     again = reloaded.evaluate(x, soft, verbose=0, return_dict=True)
     np.testing.assert_allclose(again["accuracy"], expected, atol=1e-6)
