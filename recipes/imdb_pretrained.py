@@ -39,7 +39,10 @@ model instead (`language_model_backward/`, `imdb_lm_backward.keras`,
 and one classifier on both (`imdb_ulmfit_bidirectional.*`); `--set teacher=<classifier>`
 adds the unlabelled reviews to the classifier's training data, with that
 classifier's probabilities as soft targets (distillation; `teacher/`,
-`*_distilled.*`). `--publish` copies
+`*_distilled.*`; several teachers separated by spaces are averaged).
+`--set language_model=imdb_lm` (a preset or a .keras path) fine-tunes a
+finished language model instead of pretraining one: no vocabulary or
+language-model stage, the hours of pretraining skipped. `--publish` copies
 the models, the expected probabilities and the card to `saved_models/`. Set `KZOO_DATA_DIR`
 to a folder holding `aclImdb_v1.tar.gz` to work offline.
 """
@@ -124,6 +127,12 @@ class Settings:
     lm_weight_dropout: float = setting(0.1, "DropConnect on the recurrent kernels", **RATE)
     ar_alpha: float = setting(2.0, "activation regularisation (AR) weight", min=0.0)
     tar_beta: float = setting(1.0, "temporal activation regularisation (TAR) weight", min=0.0)
+    language_model: str | None = setting(
+        None,
+        "a finished word language model (a .keras path or a preset name, e.g. imdb_lm) to "
+        "fine-tune instead of pretraining one: the vocabulary and language-model stages are "
+        "skipped and its vocabulary replaces `vocab` (None: pretrain)",
+    )
     # Classifier
     direction: str = setting(
         "forward",
@@ -154,10 +163,10 @@ class Settings:
     # Distillation
     teacher: str | None = setting(
         None,
-        "a raw-text IMDB classifier (a .keras path or a preset name, e.g. a forward + "
-        "backward ensemble) whose probabilities of the unlabelled reviews become the soft "
-        "targets of extra training reviews: the classifier learns from the teacher "
-        "(None: labelled reviews only)",
+        "raw-text IMDB classifiers (.keras paths or preset names, separated by spaces, e.g. "
+        "a forward + backward ensemble) whose averaged probabilities of the unlabelled "
+        "reviews become the soft targets of extra training reviews: the classifier learns "
+        "from the teacher (None: labelled reviews only)",
     )
     teacher_reviews: int | None = setting(
         None, "unlabelled reviews the teacher labels (None: all the language model's)", min=1
@@ -196,19 +205,29 @@ def main(argv=None):
     run = start_run(options)
     timings = {}
     data = load_reviews(settings, options.seed, timings)
-    names = ["vocabulary", *(LM_STAGES[d] for d in directions(settings)), "classifier"]
+    names = ["classifier"]
+    if settings.language_model is None:
+        names += ["vocabulary", *(LM_STAGES[d] for d in directions(settings))]
     names += ["teacher"] if settings.teacher is not None else []
     stages = {name: RunFolder(os.path.join(run.path, name)) for name in names}
-    tokenizer, streams = vocabulary_stage(stages["vocabulary"], data, settings, options, timings)
-    language_models, lm_metrics = {}, {}
-    for direction in directions(settings):
-        language_models[direction], metrics = language_model_stage(
-            stages[LM_STAGES[direction]], tokenizer, streams, direction, settings, options, timings
+    if settings.language_model is not None:
+        tokenizer, language_models, lm_metrics = finished_language_model(data, settings, timings)
+    else:
+        tokenizer, streams = vocabulary_stage(
+            stages["vocabulary"], data, settings, options, timings
         )
-        lm_metrics.update(metrics)
-    targets = None
+        language_models, lm_metrics = {}, {}
+        for direction in directions(settings):
+            language_models[direction], metrics = language_model_stage(
+                stages[LM_STAGES[direction]], tokenizer, streams, direction, settings, options,
+                timings,
+            )  # fmt: skip
+            lm_metrics.update(metrics)
+    targets, teacher_metrics = None, {}
     if settings.teacher is not None:
-        targets = teacher_stage(stages["teacher"], data, settings, options, timings)
+        targets = teacher_stage(
+            stages["teacher"], data, settings, options, timings, teacher_metrics
+        )
     classifier, clf_metrics = classifier_stage(
         stages["classifier"], tokenizer, language_models, data, targets, settings, options,
         timings,
@@ -220,6 +239,7 @@ def main(argv=None):
     metrics = {
         "test_accuracy": test_accuracy,
         **clf_metrics,
+        **teacher_metrics,
         **lm_metrics,
         **{f"{k}_reviews": len(v[0]) for k, v in data.items()},
         "vocabulary_size": tokenizer.vocabulary_size,
@@ -491,6 +511,64 @@ def language_model_stage(stage, tokenizer, streams, direction, settings, options
     }
 
 
+def finished_language_model(data, settings, timings):
+    """The tokenizer, `{direction: model}` and metrics of `settings.language_model` (no training).
+
+    The model is checked against the classifier it must fit (a word-level
+    LSTM language model with `embedding_dim` units in `num_layers` layers)
+    and scored on this run's held-out unlabelled reviews.
+    """
+    start = time.time()
+    if settings.direction == "both":
+        raise ValueError(
+            "language_model= gives one language model; direction='both' needs a forward and "
+            "a backward one. Use direction='forward' or 'backward' (the direction the model "
+            "was trained in)."
+        )
+    model = load(settings.language_model, compile=False)
+    if not isinstance(model, LanguageModel) or model.token_level != "word" or not model.vocabulary:
+        raise ValueError(
+            f"language_model={settings.language_model!r} must be a word-level kzoo "
+            f"LanguageModel; it is a {type(model).__name__}."
+        )
+    config = model.get_config()
+    wanted = {
+        "cell_type": "lstm",
+        "embedding_dim": settings.embedding_dim,
+        "units": settings.embedding_dim,
+        "num_layers": settings.num_layers,
+    }
+    wrong = [f"{k}={config[k]!r} (this run: {v!r})" for k, v in wanted.items() if config[k] != v]
+    if wrong:
+        raise ValueError(
+            f"language_model={settings.language_model!r} does not fit this run's classifier: "
+            + ", ".join(wrong)
+            + ". Set embedding_dim and num_layers to the model's."
+        )
+    # Ids 0 and 1 are the end of review and [UNK] in the language model, padding
+    # and [UNK] in the classifier (see vocabulary_stage).
+    tokenizer = WordTokenizer(
+        ["", "[UNK]", *model.vocabulary[2:]],
+        sequence_length=settings.maxlen,
+        truncating="pre",
+    )
+    stream = token_stream(tokenizer, data["lm_valid"][0])
+    if settings.direction == "backward":
+        stream = np.ascontiguousarray(stream[::-1])
+    result = StreamScore(stream, batch_size=8, sequence_length=256).evaluate(model)
+    print(
+        f"Language model {settings.language_model}: {model.count_params():,} parameters, "
+        f"{tokenizer.vocabulary_size} words; validation perplexity {result['perplexity']:.2f}"
+    )
+    timings["language_model_seconds"] = round(time.time() - start, 1)
+    prefix = LM_METRICS[settings.direction]
+    metrics = {
+        f"{prefix}val_perplexity": result["perplexity"],
+        f"{prefix}val_tokens": result["tokens"],
+    }
+    return tokenizer, {settings.direction: model}, metrics
+
+
 # --- stage 3: the classifier ----------------------------------------------------
 
 
@@ -568,40 +646,61 @@ def batches(tokenizer, texts, labels, settings, training, seed):
     )  # fmt: skip
 
 
-def teacher_stage(stage, data, settings, options, timings):
-    """The teacher's positive-class probabilities of `data["unlabelled"]` (computed once, then read)."""
+def teacher_stage(stage, data, settings, options, timings, metrics):
+    """The teacher's positive-class probabilities of `data["unlabelled"]` (computed once, then read).
+
+    With several teachers, their probabilities averaged. The teacher's
+    accuracy on the classifier's validation reviews goes into `metrics`.
+    """
     texts = data["unlabelled"][0]
     identity = {"teacher": settings.teacher, "reviews": len(texts)}
     done = stage.file("teacher.json")
     if options.resume and os.path.exists(done):
         with open(done, encoding="utf-8") as f:
             saved = json.load(f)
-        if saved != identity:
+        if {k: saved.get(k) for k in identity} != identity:
             raise ValueError(
                 f"{stage.path} holds the probabilities of another teacher: {saved}; this run "
                 f"asks for {identity}. Use another --name, or delete that folder to relabel."
             )
         print(f"Resuming: the teacher's probabilities in {stage.path}")
+        metrics["teacher_val_accuracy"] = saved.get("val_accuracy")
         return np.load(stage.file("probabilities.npy"))
     start = time.time()
-    teacher = load(settings.teacher, compile=False)
+    teachers = [load_teacher(path) for path in settings.teacher.split()]
+    print(f"Teacher {settings.teacher}: labelling {len(texts)} unlabelled reviews")
+    probabilities = np.mean([positive_probabilities(t, texts) for t in teachers], axis=0)
+    val_texts, val_labels = data["val"]
+    val_probabilities = np.mean([positive_probabilities(t, val_texts) for t in teachers], axis=0)
+    val_accuracy = float(np.mean((val_probabilities > 0.5) == (val_labels == 1)))
+    with atomic_path(stage.file("probabilities.npy")) as temporary:
+        with open(temporary, "wb") as f:
+            np.save(f, probabilities.astype("float32"))
+    stage.record("probabilities.npy")
+    stage.write_json("teacher.json", {**identity, "val_accuracy": val_accuracy})  # last: done
+    timings["teacher_seconds"] = round(time.time() - start, 1)
+    metrics["teacher_val_accuracy"] = val_accuracy
+    print(
+        f"Teacher: {np.mean(probabilities > 0.5):.1%} of the unlabelled reviews positive; "
+        f"validation accuracy {val_accuracy:.2%}"
+    )
+    return probabilities.astype("float32")
+
+
+def load_teacher(path):
+    teacher = load(path, compile=False)
     if getattr(teacher, "task", None) != "classify" or teacher.num_classes != 2:
         raise ValueError(
-            f"teacher={settings.teacher!r} must be a two-class kzoo classifier of raw text "
+            f"teacher {path!r} must be a two-class kzoo classifier of raw text "
             f"(a TextClassifier or TextPipeline); it is a {type(teacher).__name__}"
             + (f" with {teacher.num_classes} classes." if hasattr(teacher, "num_classes") else ".")
         )
-    print(f"Teacher {settings.teacher}: labelling {len(texts)} unlabelled reviews")
+    return teacher
+
+
+def positive_probabilities(classifier, texts):
     # (n, 1) from a TextClassifier, (n,) from a TextPipeline such as an ensemble
-    probabilities = np.reshape(teacher.predict(texts, batch_size=128), (-1,)).astype("float32")
-    with atomic_path(stage.file("probabilities.npy")) as temporary:
-        with open(temporary, "wb") as f:
-            np.save(f, probabilities)
-    stage.record("probabilities.npy")
-    stage.write_json("teacher.json", identity)  # last: marks the stage done
-    timings["teacher_seconds"] = round(time.time() - start, 1)
-    print(f"Teacher: {np.mean(probabilities > 0.5):.1%} of the unlabelled reviews positive")
-    return probabilities
+    return np.reshape(classifier.predict(texts, batch_size=128), (-1,)).astype("float64")
 
 
 def classifier_stage(stage, tokenizer, language_models, data, targets, settings, options,
@@ -660,7 +759,9 @@ def score(model, texts, labels, verbose=1):
 
 def write_outputs(run, language_models, classifier, settings, options, metrics, timings):
     files, dtypes = [], {}
-    for direction, language_model in language_models.items():
+    # A language model given by `language_model=` is the user's file: not written again.
+    trained = language_models if settings.language_model is None else {}
+    for direction, language_model in trained.items():
         name = f"{LM_NAMES[direction]}.keras"
         dtypes[f"{LM_METRICS[direction]}weights_dtype"] = language_model.save_stateless(
             run.file(name)
@@ -693,7 +794,8 @@ def card(settings, options, metrics, timings, command):
     backend = keras.backend.backend()
     classifier_name = classifier_file_stem(settings)
     language_models = " and ".join(
-        f"`{LM_NAMES[d]}.keras` ({'last word first' if d == 'backward' else 'first word first'})"
+        f"`{settings.language_model or LM_NAMES[d] + '.keras'}` "
+        f"({'last word first' if d == 'backward' else 'first word first'})"
         for d in directions(settings)
     )
     perplexities = "; ".join(
@@ -725,9 +827,15 @@ def card(settings, options, metrics, timings, command):
             f"their last {settings.maxlen} tokens. Accuracy on other domains is not measured."
         ),
         data=(
-            "IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011): the language model reads "
-            f"{metrics['lm_train_reviews']:,} reviews (unlabelled `train/unsup` and labelled "
-            f"training reviews), validated on {metrics['lm_valid_reviews']:,} held-out unlabelled "
+            "IMDB Large Movie Review Dataset v1.0 (Maas et al., 2011): "
+            + (
+                f"the language model `{settings.language_model}` was pretrained earlier (see "
+                "its card), validated here on "
+                if settings.language_model is not None
+                else f"the language model reads {metrics['lm_train_reviews']:,} reviews "
+                "(unlabelled `train/unsup` and labelled training reviews), validated on "
+            )
+            + f"{metrics['lm_valid_reviews']:,} held-out unlabelled "
             f"reviews; the classifier trains on {metrics['train_reviews']:,} labelled reviews, "
             f"validated on {metrics['val_reviews']:,} (the last 10% of review ids of each class: "
             f"other movies), tested on {metrics['test_reviews']:,} test reviews."

@@ -6,6 +6,7 @@ whole archive takes a minute), on this backend, with TensorFlow unimportable on 
 """
 
 import csv
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -180,7 +181,9 @@ def test_a_teacher_labels_the_unlabelled_reviews_and_the_classifier_learns_from_
 ):
     recipe = load_recipe("imdb_pretrained.py")
     data_path = imdb_subset(SUBSET)
-    teacher = teacher_file(tmp_path / "teacher.keras", seed=3)
+    # Two teachers: their probabilities are averaged.
+    teachers = [teacher_file(tmp_path / f"teacher{seed}.keras", seed=seed) for seed in (3, 5)]
+    teacher = " ".join(teachers)
     argv = [*TINY, "--set", f"data_path={data_path}", "--set", f"teacher={teacher}"]
     argv += ["--set", "lm_epochs=1", "--set", "clf_epochs=1", "--output-dir", str(tmp_path / "run")]
     metrics = recipe.main(argv)
@@ -188,18 +191,22 @@ def test_a_teacher_labels_the_unlabelled_reviews_and_the_classifier_learns_from_
     assert metrics["unlabelled_reviews"] == 140
     assert "Tokenizing 320 reviews" in capsys.readouterr().out  # 180 labelled + 140 unlabelled
     settings = recipe.Settings(data_path=data_path, lm_valid_reviews=20, teacher=teacher)
-    texts = recipe.load_reviews(settings, 0, {})["unlabelled"][0]
+    data = recipe.load_reviews(settings, 0, {})
+    texts = data["unlabelled"][0]
     np.testing.assert_allclose(
         np.load(tmp_path / "run" / "teacher" / "probabilities.npy"),
-        load(teacher).predict(texts)[:, 0],
+        np.mean([load(t).predict(texts)[:, 0] for t in teachers], axis=0),
         atol=1e-6,
     )
+    val_texts, val_labels = data["val"]
+    val_probabilities = np.mean([load(t).predict(val_texts)[:, 0] for t in teachers], axis=0)
+    expected = np.mean((val_probabilities > 0.5) == (val_labels == 1))
+    assert metrics["teacher_val_accuracy"] == pytest.approx(expected)
     for name in ("imdb_ulmfit_distilled.keras", "imdb_ulmfit_distilled.expected.json"):
         assert (tmp_path / "run" / name).exists()
     assert "teacher" in (tmp_path / "run" / "model_card.md").read_text()
     # Resumed with another teacher, the run refuses the stored probabilities.
-    other = teacher_file(tmp_path / "other.keras", seed=4)
-    argv[argv.index(f"teacher={teacher}")] = f"teacher={other}"
+    argv[argv.index(f"teacher={teacher}")] = f"teacher={teachers[0]}"
     with pytest.raises(ValueError, match="another teacher"):
         recipe.main(argv)
 
@@ -213,5 +220,52 @@ def test_a_teacher_that_is_not_a_two_class_text_classifier_is_refused(tmp_path):
     data = {"unlabelled": (["a good film"], np.array([-1]))}
     with pytest.raises(ValueError, match="two-class kzoo classifier of raw text"):
         recipe.teacher_stage(
-            RunFolder(str(tmp_path / "teacher")), data, settings, SimpleNamespace(resume=True), {}
-        )
+            RunFolder(str(tmp_path / "teacher")), data, settings, SimpleNamespace(resume=True),
+            {}, {},
+        )  # fmt: skip
+
+
+def test_a_finished_language_model_is_fine_tuned_without_pretraining(imdb_subset, tmp_path):
+    recipe = load_recipe("imdb_pretrained.py")
+    argv = [*TINY, "--set", f"data_path={imdb_subset(SUBSET)}"]
+    argv += ["--set", "lm_epochs=1", "--set", "clf_epochs=1"]
+    pretrained = recipe.main([*argv, "--output-dir", str(tmp_path / "pretrain")])
+    language_model = str(tmp_path / "pretrain" / "imdb_lm.keras")
+    given = recipe.main(
+        [*argv, "--set", f"language_model={language_model}", "--output-dir", str(tmp_path / "run")]
+    )
+    # The same model on the same held-out reviews: the same perplexity.
+    assert given["lm_val_perplexity"] == pytest.approx(pretrained["lm_val_perplexity"], rel=1e-4)
+    # No vocabulary or language-model stage, and the user's model is not written again.
+    for name in ("vocabulary", "language_model", "imdb_lm.keras"):
+        assert not (tmp_path / "run" / name).exists()
+    classifier = load(str(tmp_path / "run" / "imdb_ulmfit.keras"))
+    words = load(language_model).vocabulary[2:]
+    assert classifier.preprocessor.tokenizer.vocabulary == ["", "[UNK]", *words]
+    assert f"`{language_model}`" in (tmp_path / "run" / "model_card.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"num_layers": 3}, r"num_layers=2 \(this run: 3\)"),
+        ({"embedding_dim": 5}, r"embedding_dim=4 \(this run: 5\), units=4 \(this run: 5\)"),
+        ({"direction": "both"}, "needs a forward and a backward one"),
+    ],
+)
+def test_a_language_model_that_does_not_fit_the_classifier_is_refused(tmp_path, settings, message):
+    recipe = load_recipe("imdb_pretrained.py")
+    model = recipe.build_language_model(small_settings(recipe), small_tokenizer(), seed=0)
+    model.save_stateless(str(tmp_path / "lm.keras"))
+    settings = dataclasses.replace(
+        small_settings(recipe, language_model=str(tmp_path / "lm.keras")), **settings
+    )
+    with pytest.raises(ValueError, match=message):
+        recipe.finished_language_model({}, settings, {})
+
+
+def test_a_language_model_argument_that_is_a_classifier_is_refused(tmp_path):
+    recipe = load_recipe("imdb_pretrained.py")
+    settings = small_settings(recipe, language_model=teacher_file(tmp_path / "c.keras", seed=0))
+    with pytest.raises(ValueError, match="must be a word-level kzoo LanguageModel"):
+        recipe.finished_language_model({}, settings, {})
